@@ -1,0 +1,111 @@
+# ngx_loyalty_module: build, test and run on Debian 12 with the stock nginx.
+#
+#   make            build the module (.so) and the worker
+#   make test       unit tests of the core, then the end-to-end suite (prove)
+#   make run        redis-server + nginx + worker on loopback, Ctrl-C stops all
+#   make test SANITIZE=1   the same suite with the module built under ASan/UBSan
+
+NGINX_SRC ?= /usr/share/nginx/src
+SANITIZE  ?=
+
+ifeq ($(SANITIZE),1)
+BUILD      := build/sanitize
+SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+else
+BUILD      := build/release
+SAN_FLAGS  :=
+endif
+
+NGX_BUILD  := $(BUILD)/nginx
+MODULE_SO  := $(BUILD)/ngx_http_loyalty_module.so
+WORKER     := $(BUILD)/loyalty-worker
+GEN        := $(BUILD)/gen
+
+# The stock binary's hardening flags, plus the sanitizers when asked.
+NGX_CC_OPT := -g -O2 -fstack-protector-strong -Wformat \
+              -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 $(SAN_FLAGS)
+NGX_LD_OPT := -Wl,-z,relro -Wl,-z,now -fPIC $(SAN_FLAGS)
+
+CC      ?= cc
+CFLAGS  := -std=gnu11 -g -O2 -Wall -Wextra -Werror -fstack-protector-strong \
+           -D_FORTIFY_SOURCE=2 $(SAN_FLAGS)
+LDFLAGS := $(SAN_FLAGS)
+
+CORE_DIR  := ngx_loyalty_module/core
+CORE_SRCS := $(wildcard $(CORE_DIR)/*.c)
+CORE_HDRS := $(wildcard $(CORE_DIR)/*.h)
+LUA_SRCS  := $(wildcard ngx_loyalty_module/lua/*.lua)
+MOD_SRCS  := $(wildcard ngx_loyalty_module/*.c ngx_loyalty_module/*.h)
+LUA_HDR   := $(GEN)/loyalty_lua.h
+
+WORKER_SRCS := $(wildcard worker/*.c)
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+
+.PHONY: all deps module worker unit test run clean
+
+all: module worker
+
+deps:
+	@sh tools/deps.sh
+
+# --- the module, against a configured copy of Debian's nginx tree ----------
+
+# nginx's Makefile lists the sources: configure again when the list changes
+SOURCES_LIST := $(BUILD)/sources.list
+$(shell mkdir -p $(BUILD); \
+        echo $(sort $(wildcard ngx_loyalty_module/*.[ch] $(CORE_DIR)/*.[ch])) \
+        | cmp -s - $(SOURCES_LIST) \
+        || echo $(sort $(wildcard ngx_loyalty_module/*.[ch] $(CORE_DIR)/*.[ch])) \
+           > $(SOURCES_LIST))
+
+$(NGX_BUILD)/objs/Makefile: config $(SOURCES_LIST) $(NGINX_SRC)/conf_flags \
+                            | deps
+	rm -rf $(NGX_BUILD)
+	cp -r $(NGINX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && bash -c '. ./conf_flags && ./configure \
+	    "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt="$(NGX_CC_OPT)" --with-ld-opt="$(NGX_LD_OPT)" \
+	    --add-dynamic-module=$(CURDIR)' > ../configure.log 2>&1 \
+	    || { tail -n 30 $(BUILD)/configure.log; exit 1; }
+
+module: $(NGX_BUILD)/objs/Makefile | deps
+	@sh tools/embed-lua.sh $(NGX_BUILD)/objs/addon/loyalty/loyalty_lua.h \
+	    $(LUA_SRCS)
+	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
+	cp -p $(NGX_BUILD)/objs/ngx_http_loyalty_module.so $(MODULE_SO)
+
+# --- the worker and the unit tests share the pure core ---------------------
+
+$(LUA_HDR): $(LUA_SRCS) tools/embed-lua.sh
+	@mkdir -p $(GEN)
+	sh tools/embed-lua.sh $@ $(LUA_SRCS)
+
+worker: $(WORKER)
+
+$(WORKER): $(WORKER_SRCS) $(wildcard worker/*.h) $(CORE_SRCS) $(CORE_HDRS) \
+           $(LUA_HDR) | deps
+	$(CC) $(CFLAGS) -I$(CORE_DIR) -I$(GEN) -o $@ $(WORKER_SRCS) \
+	    $(CORE_SRCS) $(LDFLAGS) -lhiredis -ljansson
+
+$(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) $(LUA_HDR) | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(CORE_DIR) -I$(GEN) -o $@ $< $(CORE_SRCS) \
+	    $(LDFLAGS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@for t in $(UNIT_BINS); do $$t || exit 1; done
+
+# --- tests and the demo ------------------------------------------------------
+
+# The concurrency tests open about a thousand sockets at once.
+test: all unit
+	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	LOYALTY_BUILD=$(BUILD) LOYALTY_SANITIZE=$(SANITIZE) prove -j2 t/
+
+run: all
+	LOYALTY_BUILD=$(BUILD) sh tools/run.sh
+
+clean:
+	rm -rf build run

@@ -1,0 +1,107 @@
+/*
+ * JSON responses: every answer the module writes itself, success or error,
+ * is application/json; errors are {"error": "<code>", "message": "..."}
+ * with a code that never changes once documented.
+ */
+
+#include "ngx_http_loyalty_module.h"
+
+
+#define NGX_HTTP_LOYALTY_MESSAGE_LEN  512
+
+
+ngx_int_t
+ngx_http_loyalty_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only || len == 0) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body;
+    b->last = body + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_loyalty_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *fmt, ...)
+{
+    u_char   *p, *body, msg[NGX_HTTP_LOYALTY_MESSAGE_LEN];
+    size_t    len, code_len, msg_len;
+    va_list   args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    msg_len = p - msg;
+    code_len = ngx_strlen(code);
+
+    len = sizeof("{\"error\":,\"message\":}\n") - 1
+          + ngx_http_loyalty_json_string_len((u_char *) code, code_len)
+          + ngx_http_loyalty_json_string_len(msg, msg_len);
+
+    body = ngx_pnalloc(r->pool, len);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body, "{\"error\":", sizeof("{\"error\":") - 1);
+    p = ngx_http_loyalty_json_string(p, (u_char *) code, code_len);
+    p = ngx_cpymem(p, ",\"message\":", sizeof(",\"message\":") - 1);
+    p = ngx_http_loyalty_json_string(p, msg, msg_len);
+    *p++ = '}';
+    *p++ = '\n';
+
+    return ngx_http_loyalty_send_json(r, status, body, p - body);
+}
+
+
+size_t
+ngx_http_loyalty_json_string_len(u_char *src, size_t len)
+{
+    return len + ngx_escape_json(NULL, src, len) + 2;
+}
+
+
+/* Writes src as a quoted JSON string. */
+
+u_char *
+ngx_http_loyalty_json_string(u_char *p, u_char *src, size_t len)
+{
+    *p++ = '"';
+    p = (u_char *) ngx_escape_json(p, src, len);
+    *p++ = '"';
+
+    return p;
+}

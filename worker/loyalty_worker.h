@@ -1,0 +1,45 @@
+/* loyalty-worker: shared declarations of the daemon's parts. */
+
+#ifndef LOYALTY_WORKER_H
+#define LOYALTY_WORKER_H
+
+#include <hiredis/hiredis.h>
+
+
+enum {
+    WORKER_LOG_ERROR = 0,
+    WORKER_LOG_WARN,
+    WORKER_LOG_INFO,
+    WORKER_LOG_DEBUG
+};
+
+
+typedef struct {
+    const char     *redis;
+    const char     *user;
+    const char     *password;
+    long            db;
+    long            timeout;        /* ms */
+    const char     *log_path;
+    int             log_level;
+    long            batch;
+    long            interval;       /* ms */
+    int             once;
+} worker_conf_t;
+
+
+typedef struct {
+    worker_conf_t   conf;
+    redisContext   *redis;
+    int             incident;       /* a Redis failure has been logged */
+    char            id[256];        /* host:pid */
+} worker_t;
+
+
+void worker_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void worker_reopen_log(void);
+void worker_redis_error(worker_t *w, const char *what);
+int worker_reply_ok(worker_t *w, redisContext *c, redisReply *reply);
+
+#endif /* LOYALTY_WORKER_H */
