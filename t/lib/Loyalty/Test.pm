@@ -311,7 +311,6 @@ sub sanitizer_env {
                          . ':detect_leaks=1:fast_unwind_on_malloc=0',
         UBSAN_OPTIONS => "log_path=$self->{dir}/sanitizer/ubsan"
                          . ':print_stacktrace=1',
-        LSAN_OPTIONS  => "suppressions=$ROOT/t/lsan.supp",
     );
 }
 
