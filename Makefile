@@ -70,6 +70,10 @@ $(NGX_BUILD)/objs/Makefile: config $(SOURCES_LIST) $(NGINX_SRC)/conf_flags \
 	    --add-dynamic-module=$(CURDIR)' > ../configure.log 2>&1 \
 	    || { tail -n 30 $(BUILD)/configure.log; exit 1; }
 
+# on a bare machine nginx-dev is not there yet: deps brings it
+$(NGINX_SRC)/conf_flags: | deps
+	@test -f $@
+
 module: $(NGX_BUILD)/objs/Makefile | deps
 	@sh tools/embed-lua.sh $(NGX_BUILD)/objs/addon/loyalty/loyalty_lua.h \
 	    $(LUA_SRCS)
