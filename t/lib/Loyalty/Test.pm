@@ -223,7 +223,7 @@ sub nginx_conf {
     my ($self) = @_;
 
     my $dir = $self->{dir};
-    my $user = $> == 0 ? 'user nobody nogroup;' : '';
+    my $user = $> == 0 ? 'user ' . worker_user($dir) . ';' : '';
     my $backend = $self->{backend} // default_backend();
     my $module = $self->module_path;
     my $redis = $self->{redis_address} // "127.0.0.1:$self->{redis_port}";
@@ -273,6 +273,19 @@ $self->{config}
     }
 }
 CONF
+}
+
+# As root, workers run as nobody, as in production, unless nobody could not
+# reach the test directory (a root directory of mode 0700, as in a chroot).
+sub worker_user {
+    my ($dir) = @_;
+
+    for (my $d = $dir; length $d; $d =~ s{/[^/]*$}{}) {
+        my $mode = (stat $d)[2] // 0;
+        return 'root' unless $mode & 0001;
+    }
+
+    return ((stat '/')[2] // 0) & 0001 ? 'nobody nogroup' : 'root';
 }
 
 sub default_backend {
