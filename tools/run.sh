@@ -49,6 +49,18 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run/redis" \
     --appendonly yes --logfile "$run/logs/redis.log" --daemonize no &
 pids="$pids $!"
 
+# nginx would cope with a Redis that is not up yet; its log is clearer if
+# Redis is first
+i=0
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ]; then
+        echo "redis-server did not start; see $run/logs/redis.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
 nginx -p "$run" -c "$run/nginx.conf" -e "$run/logs/error.log" &
 pids="$pids $!"
 
