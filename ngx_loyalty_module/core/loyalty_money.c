@@ -255,6 +255,60 @@ loyalty_digit_at(const loyalty_decimal_t *d, long i)
 }
 
 
+int
+loyalty_muldiv(int64_t a, int64_t mul, int64_t div, loyalty_round_t round,
+    int64_t *out)
+{
+    int                negative;
+    unsigned __int128  n, q, r;
+
+    if (div <= 0) {
+        return -1;
+    }
+
+    negative = (a < 0) != (mul < 0) && a != 0 && mul != 0;
+
+    n = (unsigned __int128) (a < 0 ? -(__int128) a : a)
+        * (unsigned __int128) (mul < 0 ? -(__int128) mul : mul);
+    q = n / (unsigned __int128) div;
+    r = n % (unsigned __int128) div;
+
+    switch (round) {
+
+    case LOYALTY_ROUND_DOWN:
+        break;
+
+    case LOYALTY_ROUND_UP:
+        q += (r != 0);
+        break;
+
+    case LOYALTY_ROUND_EXACT:
+        if (r != 0) {
+            return -1;
+        }
+        break;
+
+    case LOYALTY_ROUND_HALF_UP:
+        q += (2 * r >= (unsigned __int128) div);
+        break;
+
+    case LOYALTY_ROUND_HALF_EVEN:
+        q += (2 * r > (unsigned __int128) div
+              || (2 * r == (unsigned __int128) div && (q & 1)));
+        break;
+    }
+
+    /* INT64_MIN has no positive counterpart */
+    if (q > (unsigned __int128) INT64_MAX + negative) {
+        return -1;
+    }
+
+    *out = negative ? (int64_t) -(__int128) q : (int64_t) q;
+
+    return 0;
+}
+
+
 size_t
 loyalty_money_format(int64_t minor, unsigned decimals, char *buf)
 {

@@ -50,6 +50,14 @@ typedef struct {
 loyalty_money_rc_t loyalty_money_parse(const char *text, size_t len,
     const loyalty_money_spec_t *spec, int64_t *out);
 
+/*
+ * a * mul / div, exact, rounded as asked; -1 when the result does not fit
+ * in 64 bits, when div is not positive, or when it is inexact under
+ * LOYALTY_ROUND_EXACT.
+ */
+int loyalty_muldiv(int64_t a, int64_t mul, int64_t div,
+    loyalty_round_t round, int64_t *out);
+
 /* Writes "19.99", "-0.50" or "100" (decimals 0); returns the length. */
 size_t loyalty_money_format(int64_t minor, unsigned decimals, char *buf);
 
