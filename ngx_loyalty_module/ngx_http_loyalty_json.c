@@ -105,3 +105,11 @@ ngx_http_loyalty_json_string(u_char *p, u_char *src, size_t len)
 
     return p;
 }
+
+
+ngx_int_t
+ngx_http_loyalty_send_err(ngx_http_request_t *r, ngx_http_loyalty_error_t *err)
+{
+    return ngx_http_loyalty_send_error(r, err->status, err->code, "%*s",
+                                       err->len, err->message);
+}

@@ -1,0 +1,43 @@
+-- points_hold.lua: holds points of a customer's available balance for a
+-- checkout, atomically, so that two checkouts can never spend the same
+-- points.  A hold expires by itself; the order confirmation spends it.
+--
+-- KEYS[1] customer hash         loyalty:{customer:ID}  (available, held)
+-- KEYS[2] holds zset            ...:holds  checkout -> expiry
+-- KEYS[3] held per checkout     ...:holdv  checkout -> points
+-- ARGV[1] checkout id
+-- ARGV[2] points to hold (> 0)
+-- ARGV[3] now (unix time)
+-- ARGV[4] expiry of the hold (unix time)
+-- ARGV[5] 'hold', or 'check' (shadow mode: nothing is held)
+--
+-- Returns {'held', points still free} or {'insufficient', points free}.
+
+local account, holds, holdv = KEYS[1], KEYS[2], KEYS[3]
+local checkout, points = ARGV[1], tonumber(ARGV[2])
+local now, expires, mode = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+
+-- forget holds that expired, a bounded number per call
+local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 100)
+for _, id in ipairs(expired) do
+    local v = tonumber(redis.call('HGET', holdv, id)) or 0
+    redis.call('HINCRBY', account, 'held', -v)
+    redis.call('HDEL', holdv, id)
+    redis.call('ZREM', holds, id)
+end
+
+local a = redis.call('HMGET', account, 'available', 'held')
+local previous = tonumber(redis.call('HGET', holdv, checkout)) or 0
+local free = (tonumber(a[1]) or 0) - (tonumber(a[2]) or 0) + previous
+
+if points > free then
+    return {'insufficient', free}
+end
+
+if mode == 'hold' then
+    redis.call('HSET', holdv, checkout, points)
+    redis.call('HINCRBY', account, 'held', points - previous)
+    redis.call('ZADD', holds, expires, checkout)
+end
+
+return {'held', free - points}

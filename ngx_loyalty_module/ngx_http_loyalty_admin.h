@@ -1,0 +1,83 @@
+/*
+ * The admin API: routing, the token, the JSON body, Redis calls and JSON
+ * answers, shared by the endpoint files (ngx_http_loyalty_admin_*.c).
+ */
+
+#ifndef NGX_HTTP_LOYALTY_ADMIN_H
+#define NGX_HTTP_LOYALTY_ADMIN_H
+
+#include <jansson.h>
+
+#include "ngx_http_loyalty_module.h"
+#include "ngx_http_loyalty_redis.h"
+#include "loyalty_json.h"
+
+
+#define NGX_HTTP_LOYALTY_ADMIN_BODY_MAX  (1024 * 1024)
+#define NGX_HTTP_LOYALTY_ADMIN_PARAMS    2
+
+
+typedef struct ngx_http_loyalty_admin_s  ngx_http_loyalty_admin_t;
+
+typedef void (*ngx_http_loyalty_admin_handler_pt)(
+    ngx_http_loyalty_admin_t *ctx);
+
+
+/* the pattern "coupons/{*}" matches "coupons/SAVE10": each star is a param */
+typedef struct {
+    ngx_uint_t                          method;
+    const char                         *path;
+    ngx_http_loyalty_admin_handler_pt   handler;
+} ngx_http_loyalty_admin_route_t;
+
+
+/* one Redis call of an admin request, with what its argv points to */
+typedef struct {
+    ngx_http_loyalty_admin_t           *ctx;
+    ngx_http_loyalty_redis_cmd_t       *cmd;
+    ngx_http_loyalty_redis_handler_pt   handler;
+    ngx_uint_t                          index;      /* the caller's */
+    int                                 argc;
+    const char                        **argv;
+    size_t                             *argvlen;
+} ngx_http_loyalty_admin_call_t;
+
+
+struct ngx_http_loyalty_admin_s {
+    ngx_http_request_t                 *request;
+    ngx_str_t                           params[NGX_HTTP_LOYALTY_ADMIN_PARAMS];
+    const loyalty_json_t               *body;       /* NULL: none sent */
+    ngx_array_t                         calls;      /* pending ones */
+    ngx_uint_t                          pending;
+    u_char                             *scratch;    /* for writing JSON */
+    void                               *data;       /* the endpoint's */
+};
+
+
+extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_coupon_routes[];
+
+/*
+ * Queues an EVALSHA; keys and args are copied into the request's pool.
+ * NGX_ERROR means Redis is down: nothing was queued.
+ */
+ngx_int_t ngx_http_loyalty_admin_eval(ngx_http_loyalty_admin_t *ctx,
+    loyalty_script_id_t script, ngx_str_t *keys, ngx_uint_t nkeys,
+    ngx_str_t *args, ngx_uint_t nargs,
+    ngx_http_loyalty_redis_handler_pt handler, ngx_uint_t index);
+
+/* The call a reply handler got as its data; it is no longer pending. */
+ngx_http_loyalty_admin_call_t *ngx_http_loyalty_admin_done_call(void *data);
+
+/* Answers and ends the request; the JSON value is consumed. */
+void ngx_http_loyalty_admin_json(ngx_http_loyalty_admin_t *ctx,
+    ngx_uint_t status, json_t *value);
+void ngx_http_loyalty_admin_error(ngx_http_loyalty_admin_t *ctx,
+    ngx_uint_t status, const char *code, const char *fmt, ...);
+void ngx_http_loyalty_admin_unavailable(ngx_http_loyalty_admin_t *ctx);
+
+/* A reply's element as a string: "" for nil, ints as text. */
+ngx_str_t ngx_http_loyalty_admin_reply_str(redisReply *reply, size_t i);
+
+json_t *ngx_http_loyalty_admin_time(int64_t t);
+
+#endif /* NGX_HTTP_LOYALTY_ADMIN_H */
