@@ -30,7 +30,11 @@ chmod 755 "$run" "$run/tmp"
 user=
 [ "$(id -u)" -eq 0 ] && user='user nobody nogroup;'
 
+# a demo token; a real one comes from a random source
+token=demo-admin-token-0123456789
+
 sed -e "s|@MODULE@|$root/$build/ngx_http_loyalty_module.so|" \
+    -e "s|@ADMIN_TOKEN@|$token|" \
     -e "s|@RUN@|$run|g" -e "s|@USER@|$user|" \
     -e "s|@PORT@|$port|g" -e "s|@BACKEND_PORT@|$backend_port|g" \
     -e "s|@REDIS_PORT@|$redis_port|g" \
@@ -90,6 +94,16 @@ ngx_loyalty_module is running (Ctrl-C stops it):
 
 Try:
   curl -s http://127.0.0.1:$port/loyalty/health
+
+  # a coupon, through the admin API
+  curl -s -X POST http://127.0.0.1:$port/loyalty/admin/coupons \\
+    -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' \\
+    -d '{"code":"SAVE10","type":"percent","value":"10"}'
+
+  # a checkout with it
+  curl -s -X POST http://127.0.0.1:$port/checkout -H 'X-Customer-Id: 42' \\
+    -H 'Content-Type: application/json' \\
+    -d '{"checkout_id":"c-1","lines":[{"sku":"A1","price":"19.99","quantity":3}],"coupon":"save10"}'
 
 MSG
 
