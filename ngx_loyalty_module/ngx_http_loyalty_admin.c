@@ -252,7 +252,11 @@ ngx_http_loyalty_admin_route(ngx_http_request_t *r,
                 continue;
             }
 
-            if (route->method & r->method) {
+            /* HEAD is answered wherever GET is */
+            if ((route->method & r->method)
+                || ((route->method & NGX_HTTP_GET)
+                    && (r->method & NGX_HTTP_HEAD)))
+            {
                 return route;
             }
 

@@ -50,6 +50,7 @@ struct ngx_http_loyalty_admin_s {
     ngx_array_t                         calls;      /* pending ones */
     ngx_uint_t                          pending;
     u_char                             *scratch;    /* for writing JSON */
+    size_t                              scratch_size;
     void                               *data;       /* the endpoint's */
 };
 

@@ -2,7 +2,7 @@
  * The coupon endpoints of the admin API:
  *
  *   POST /coupons                 create one (idempotent by its code)
- *   POST /coupons/batches         generate many unique codes (idempotent
+ *   POST /coupon-batches          generate many unique codes (idempotent
  *                                 by the batch id)
  *   GET  /coupons/{code}          read one, with its usage and live
  *                                 reservations
@@ -93,7 +93,7 @@ static ngx_str_t ngx_http_loyalty_num(ngx_pool_t *pool, int64_t n);
 
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_coupon_routes[] = {
     { NGX_HTTP_POST, "coupons", ngx_http_loyalty_coupon_create },
-    { NGX_HTTP_POST, "coupons/batches", ngx_http_loyalty_batch },
+    { NGX_HTTP_POST, "coupon-batches", ngx_http_loyalty_batch },
     { NGX_HTTP_GET, "coupons/*", ngx_http_loyalty_coupon_get },
     { NGX_HTTP_POST, "coupons/*/disable", ngx_http_loyalty_coupon_disable },
     { NGX_HTTP_POST, "coupons/*/enable", ngx_http_loyalty_coupon_enable },
@@ -146,11 +146,22 @@ ngx_http_loyalty_coupon_create(ngx_http_loyalty_admin_t *ctx)
     code.data = (u_char *) req->coupon.code;
     code.len = ngx_strlen(req->coupon.code);
 
-    if (ngx_http_loyalty_coupon_send_create(ctx, &req->coupon, &code,
-                                            ngx_http_loyalty_coupon_created,
-                                            0, &req->def)
-        != NGX_OK)
+    switch (ngx_http_loyalty_coupon_send_create(
+                ctx, &req->coupon, &code, ngx_http_loyalty_coupon_created, 0,
+                &req->def))
     {
+    case NGX_OK:
+        return;
+
+    case NGX_DECLINED:
+        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_field",
+                                     "the coupon's definition is larger "
+                                     "than %d bytes",
+                                     LOYALTY_COUPON_JSON_MAX);
+        return;
+
+    default:
         ngx_http_loyalty_admin_unavailable(ctx);
     }
 }
@@ -160,7 +171,7 @@ static void
 ngx_http_loyalty_coupon_created(void *data, ngx_uint_t status,
     redisReply *reply)
 {
-    ngx_str_t                        head, version;
+    ngx_str_t                        head, version, disabled;
     ngx_http_loyalty_admin_t        *ctx;
     ngx_http_loyalty_coupon_req_t   *req;
 
@@ -169,6 +180,7 @@ ngx_http_loyalty_coupon_created(void *data, ngx_uint_t status,
 
     head = ngx_http_loyalty_admin_reply_str(reply, 0);
     version = ngx_http_loyalty_admin_reply_str(reply, 1);
+    disabled = ngx_http_loyalty_admin_reply_str(reply, 2);
 
     if (status != NGX_HTTP_LOYALTY_REDIS_OK || head.len == 0) {
         ngx_http_loyalty_admin_unavailable(ctx);
@@ -184,12 +196,18 @@ ngx_http_loyalty_coupon_created(void *data, ngx_uint_t status,
 
     ngx_http_loyalty_admin_json(ctx,
                                 head.len == 7 ? NGX_HTTP_CREATED : NGX_HTTP_OK,
-                                ngx_http_loyalty_coupon_json(&req->def,
-                                                             &version, 0));
+                                ngx_http_loyalty_coupon_json(
+                                    &req->def, &version,
+                                    disabled.len == 1
+                                    && disabled.data[0] == '1'));
 }
 
 
-/* Writes the canonical definition of c under code and sends it. */
+/*
+ * Writes the canonical definition of c under code and sends it;
+ * NGX_DECLINED when it does not fit (it always does within the limits of
+ * loyalty_coupon_read).
+ */
 
 static ngx_int_t
 ngx_http_loyalty_coupon_send_create(ngx_http_loyalty_admin_t *ctx,
@@ -205,21 +223,35 @@ ngx_http_loyalty_coupon_send_create(ngx_http_loyalty_admin_t *ctx,
     ngx_memcpy(c->code, code->data, code->len);
     c->code[code->len] = '\0';
 
-    /* written once into scratch space, kept at its size */
-    if (ctx->scratch == NULL) {
-        ctx->scratch = ngx_pnalloc(pool, LOYALTY_COUPON_JSON_MAX);
+    /* written into scratch space (grown once for a large definition),
+     * then kept at its size */
+    for ( ;; ) {
         if (ctx->scratch == NULL) {
-            return NGX_ERROR;
+            ctx->scratch_size = ctx->scratch_size ? LOYALTY_COUPON_JSON_MAX
+                                                  : 16384;
+            ctx->scratch = ngx_pnalloc(pool, ctx->scratch_size);
+            if (ctx->scratch == NULL) {
+                return NGX_ERROR;
+            }
         }
-    }
 
-    len = loyalty_coupon_write(c, (char *) ctx->scratch,
-                               LOYALTY_COUPON_JSON_MAX);
+        len = loyalty_coupon_write(c, (char *) ctx->scratch,
+                                   ctx->scratch_size);
+        if (len) {
+            break;
+        }
+
+        if (ctx->scratch_size == LOYALTY_COUPON_JSON_MAX) {
+            return NGX_DECLINED;
+        }
+
+        ctx->scratch = NULL;
+    }
 
     args[0].data = ngx_pnalloc(pool, len);
     key = ngx_pnalloc(pool, LOYALTY_KEY_MAX);
 
-    if (len == 0 || args[0].data == NULL || key == NULL) {
+    if (args[0].data == NULL || key == NULL) {
         return NGX_ERROR;
     }
 
@@ -463,7 +495,7 @@ ngx_http_loyalty_coupon_stated(void *data, ngx_uint_t status,
 }
 
 
-/* --- POST /coupons/batches ------------------------------------------------- */
+/* --- POST /coupon-batches ------------------------------------------------- */
 
 static void
 ngx_http_loyalty_batch(ngx_http_loyalty_admin_t *ctx)
@@ -606,14 +638,6 @@ ngx_http_loyalty_batch_read(ngx_http_loyalty_admin_t *ctx,
         }
     }
 
-    if (b->prefix.len + b->length > LOYALTY_CODE_MAX) {
-        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
-                                     "invalid_field",
-                                     "prefix and length make codes longer "
-                                     "than %d characters", LOYALTY_CODE_MAX);
-        return NGX_ERROR;
-    }
-
     /* enough codes to draw from that collisions stay rare */
     space = 1;
 
@@ -672,7 +696,8 @@ ngx_http_loyalty_batch_read(ngx_http_loyalty_admin_t *ctx,
     }
 
     /* what makes a replay the same request */
-    b->params.data = ngx_pnalloc(ctx->request->pool, LOYALTY_COUPON_JSON_MAX);
+    b->params.data = ngx_pnalloc(ctx->request->pool,
+                                 LOYALTY_COUPON_JSON_MAX + 64);
     if (b->params.data == NULL) {
         return NGX_ERROR;
     }
@@ -680,7 +705,7 @@ ngx_http_loyalty_batch_read(ngx_http_loyalty_admin_t *ctx,
     p = ngx_sprintf(b->params.data, "%ui %ui %V ", b->count, b->length,
                     &b->prefix);
     len = loyalty_coupon_write(&b->template, (char *) p,
-                               LOYALTY_COUPON_JSON_MAX - (p - b->params.data));
+                               LOYALTY_COUPON_JSON_MAX);
     b->params.len = p - b->params.data + len;
 
     b->key.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
@@ -717,7 +742,9 @@ ngx_http_loyalty_batch_generate(ngx_http_loyalty_admin_t *ctx,
         return NGX_ERROR;
     }
 
-    ngx_memcpy(p, b->prefix.data, b->prefix.len);
+    if (b->prefix.len) {
+        ngx_memcpy(p, b->prefix.data, b->prefix.len);
+    }
 
     for (j = 0; j < b->length; j++) {
         p[b->prefix.len + j] = alphabet[rnd[j] & 31];
@@ -841,6 +868,10 @@ ngx_http_loyalty_batch_stored(ngx_http_loyalty_batch_t *b, ngx_str_t *codes,
 {
     u_char      *p, *end, *start;
     ngx_uint_t   n;
+
+    if (codes->len == 0) {
+        return NGX_ERROR;
+    }
 
     p = ngx_pnalloc(pool, codes->len);
     if (p == NULL) {
@@ -983,8 +1014,14 @@ ngx_http_loyalty_batch_created(void *data, ngx_uint_t status,
         return;
     }
 
-    if (head.len == 8 && ngx_strncmp(head.data, "conflict", 8) == 0) {
-        /* the code is taken by another coupon: it gets a new one */
+    /*
+     * The code is taken by another coupon: it gets a new one.  "exists"
+     * (the same definition) is another coupon too, unless this request
+     * resumes a batch that created it.
+     */
+    if ((head.len == 8 && ngx_strncmp(head.data, "conflict", 8) == 0)
+        || (head.len == 6 && b->status == NGX_HTTP_CREATED))
+    {
         b->codes[call->index].len = 0;
     }
 

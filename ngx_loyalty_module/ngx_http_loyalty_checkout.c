@@ -189,6 +189,8 @@ ngx_http_loyalty_checkout_start(ngx_http_loyalty_checkout_t *ctx)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_loyalty_module);
 
+    e = NULL;
+
     if (ctx->cart.coupon.len) {
 
         if (ngx_http_loyalty_limit_exceeded(r, &ctx->customer)) {
@@ -196,8 +198,7 @@ ngx_http_loyalty_checkout_start(ngx_http_loyalty_checkout_t *ctx)
             ctx->coupon_status = LOYALTY_COUPON_RATE_LIMITED;
 
         } else {
-            e = ngx_http_loyalty_coupon_cached(
-                    &ctx->coupon);
+            e = ngx_http_loyalty_coupon_cached(&ctx->coupon);
             ngx_http_loyalty_checkout_coupon(ctx, e);
         }
     }
@@ -218,8 +219,10 @@ ngx_http_loyalty_checkout_start(ngx_http_loyalty_checkout_t *ctx)
                           lmcf->point_value_per, LOYALTY_ROUND_DOWN,
                           &ctx->redeem_value);
 
-    if (ctx->coupon_status == NGX_HTTP_LOYALTY_NONE && ctx->cart.coupon.len) {
-        /* the discount is known after the coupon's first round trip */
+    if (ctx->coupon_status == NGX_HTTP_LOYALTY_NONE && e == NULL
+        && ctx->cart.coupon.len)
+    {
+        /* an uncached coupon: its discount is known after a round trip */
         ctx->points_deferred = 1;
         return;
     }
@@ -591,6 +594,11 @@ ngx_http_loyalty_checkout_refuse(ngx_http_loyalty_checkout_t *ctx,
 
     ctx->done = 1;
     ctx->rc = NGX_DONE;
+
+    /* an unread body must not be taken for the next request */
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
 
     ngx_http_finalize_request(r, ngx_http_loyalty_send_err(r, err));
 }

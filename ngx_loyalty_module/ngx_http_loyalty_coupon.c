@@ -95,7 +95,8 @@ ngx_http_loyalty_coupon_store(ngx_str_t *code, ngx_str_t *version,
             ngx_queue_data(q, ngx_http_loyalty_coupon_entry_t, queue));
     }
 
-    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
+    /* the entry outlives the request: its pool logs to the cycle */
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
     if (pool == NULL) {
         return NULL;
     }
@@ -121,7 +122,7 @@ ngx_http_loyalty_coupon_store(ngx_str_t *code, ngx_str_t *version,
     limits.max_depth = 4;
     limits.max_values = 6 * LOYALTY_COUPON_LIST_MAX + 64;
     limits.max_members = 32;
-    limits.max_string = 1024;
+    limits.max_string = LOYALTY_COUPON_ITEM_MAX;
 
     root = loyalty_json_parse((char *) def->data, def->len, &limits, &jerr);
 

@@ -382,6 +382,12 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->health, prev->health, 0);
     ngx_conf_merge_value(conf->checkout, prev->checkout, 0);
+
+    if (conf->checkout_file.len == 0) {
+        conf->checkout_file = prev->checkout_file;
+        conf->checkout_line = prev->checkout_line;
+    }
+
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
     ngx_conf_merge_ptr_value(conf->customer, prev->customer, NULL);
     ngx_conf_merge_uint_value(conf->mode, prev->mode,

@@ -21,7 +21,7 @@ void
 ngx_http_loyalty_strip_headers(ngx_http_request_t *r, ngx_str_t *prefix)
 {
     ngx_uint_t        i, found;
-    ngx_list_t        headers;
+    ngx_list_t        old;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *copy;
 
@@ -56,14 +56,20 @@ ngx_http_loyalty_strip_headers(ngx_http_request_t *r, ngx_str_t *prefix)
         return;
     }
 
-    /* rebuild the list without them; the elements stay where they were */
-    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+    /*
+     * The list is rebuilt in place (its "last" points into itself); the
+     * old parts and their elements stay in the pool while they are read.
+     */
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, 20,
+                      sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
         return;
     }
 
-    part = &r->headers_in.headers.part;
+    part = &old.part;
     h = part->elts;
 
     for (i = 0; /* void */; i++) {
@@ -87,15 +93,13 @@ ngx_http_loyalty_strip_headers(ngx_http_request_t *r, ngx_str_t *prefix)
             continue;
         }
 
-        copy = ngx_list_push(&headers);
+        copy = ngx_list_push(&r->headers_in.headers);
         if (copy == NULL) {
             return;
         }
 
         *copy = h[i];
     }
-
-    r->headers_in.headers = headers;
 }
 
 
@@ -210,7 +214,11 @@ ngx_http_loyalty_body(ngx_http_request_t *r, size_t max, ngx_str_t *body,
         b = cl->buf;
 
         if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            /* the last buffer of a chunked body may be empty, without pos */
+            if (b->last != b->pos) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            }
+
             continue;
         }
 
@@ -245,7 +253,7 @@ ngx_http_loyalty_read_cart(ngx_http_request_t *r,
     limits.alloc = ngx_http_loyalty_palloc;
     limits.ctx = r->pool;
     limits.max_depth = llcf->max_depth;
-    limits.max_values = llcf->max_lines * 32 + 256;
+    limits.max_values = llcf->max_lines * 64 + 10000;
     limits.max_members = NGX_HTTP_LOYALTY_JSON_MAX_MEMBERS;
     limits.max_string = NGX_HTTP_LOYALTY_JSON_MAX_STRING;
 
@@ -255,6 +263,15 @@ ngx_http_loyalty_read_cart(ngx_http_request_t *r,
         if (jerr.reason == NULL) {
             ngx_http_loyalty_error(err, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                    "internal_error", "out of memory");
+            return NGX_ERROR;
+        }
+
+        if (jerr.limit) {
+            ngx_http_loyalty_error(err, NGX_HTTP_BAD_REQUEST,
+                                   "json_too_complex",
+                                   "the body exceeds a limit of the cart: "
+                                   "%s at byte %uz", jerr.reason,
+                                   jerr.offset);
             return NGX_ERROR;
         }
 

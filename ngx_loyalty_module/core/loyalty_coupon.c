@@ -4,14 +4,8 @@
 #include <string.h>
 
 #include "loyalty_coupon.h"
+#include "loyalty_out.h"
 #include "loyalty_time.h"
-
-
-typedef struct {
-    char    *p;
-    char    *end;
-    int      overflow;
-} loyalty_out_t;
 
 
 static int loyalty_coupon_money(const loyalty_json_t *root, const char *name,
@@ -32,9 +26,6 @@ static int loyalty_strset_has(const loyalty_strset_t *set,
     const loyalty_str_t *s);
 static int loyalty_coupon_line_eligible(const loyalty_coupon_t *c,
     const loyalty_line_t *line);
-static void loyalty_out(loyalty_out_t *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void loyalty_out_string(loyalty_out_t *o, const char *s, size_t len);
 
 
 static const char  *loyalty_coupon_statuses[LOYALTY_COUPON_STATUS_N] = {
@@ -344,9 +335,12 @@ loyalty_coupon_lists(const loyalty_json_t *root, const char *name,
         }
 
         for (i = 0, v = list->child; v != NULL; i++, v = v->next) {
-            if (v->type != LOYALTY_JSON_STRING || v->len == 0) {
+            if (v->type != LOYALTY_JSON_STRING || v->len == 0
+                || v->len > LOYALTY_COUPON_ITEM_MAX)
+            {
                 return loyalty_coupon_fail(err, field, "must hold non-empty "
-                                           "strings");
+                                           "strings of at most %d bytes",
+                                           LOYALTY_COUPON_ITEM_MAX);
             }
 
             set->items[i].data = v->text;
@@ -399,9 +393,7 @@ loyalty_coupon_write(const loyalty_coupon_t *c, char *buf, size_t size)
     loyalty_out_t   o;
     const loyalty_strset_t  *sets;
 
-    o.p = buf;
-    o.end = buf + size;
-    o.overflow = 0;
+    loyalty_out_init(&o, buf, size);
 
     loyalty_out(&o, "{\"code\":\"%s\",\"type\":\"%s\",\"value\":\"", c->code,
                 c->kind == LOYALTY_COUPON_FIXED ? "fixed" : "percent");
@@ -471,7 +463,7 @@ loyalty_coupon_write(const loyalty_coupon_t *c, char *buf, size_t size)
 
     loyalty_out(&o, "}");
 
-    return o.overflow ? 0 : (size_t) (o.p - buf);
+    return loyalty_out_done(&o, buf);
 }
 
 
@@ -615,55 +607,4 @@ loyalty_coupon_status_by_name(const char *name, size_t len)
     }
 
     return -1;
-}
-
-
-static void
-loyalty_out(loyalty_out_t *o, const char *fmt, ...)
-{
-    int      n;
-    va_list  args;
-
-    if (o->overflow) {
-        return;
-    }
-
-    va_start(args, fmt);
-    n = vsnprintf(o->p, (size_t) (o->end - o->p), fmt, args);
-    va_end(args);
-
-    if (n < 0 || n >= o->end - o->p) {
-        o->overflow = 1;
-        return;
-    }
-
-    o->p += n;
-}
-
-
-/* A JSON string: '"', '\' and control characters escaped. */
-
-static void
-loyalty_out_string(loyalty_out_t *o, const char *s, size_t len)
-{
-    size_t         i;
-    unsigned char  ch;
-
-    loyalty_out(o, "\"");
-
-    for (i = 0; i < len && !o->overflow; i++) {
-        ch = (unsigned char) s[i];
-
-        if (ch == '"' || ch == '\\') {
-            loyalty_out(o, "\\%c", ch);
-
-        } else if (ch < 0x20) {
-            loyalty_out(o, "\\u%04x", ch);
-
-        } else {
-            loyalty_out(o, "%c", ch);
-        }
-    }
-
-    loyalty_out(o, "\"");
 }

@@ -18,7 +18,12 @@
 
 
 #define LOYALTY_COUPON_LIST_MAX   1000    /* entries of one include list */
-#define LOYALTY_COUPON_JSON_MAX   (256 * 1024)
+#define LOYALTY_COUPON_ITEM_MAX   128     /* bytes of one entry */
+
+/* room for the largest definition: six full lists of the longest entries */
+#define LOYALTY_COUPON_JSON_MAX   (6 * LOYALTY_COUPON_LIST_MAX             \
+                                   * (2 * LOYALTY_COUPON_ITEM_MAX + 3)     \
+                                   + 4096)
 
 
 typedef enum {

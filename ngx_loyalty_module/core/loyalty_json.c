@@ -30,6 +30,8 @@ static size_t loyalty_utf8_valid(const unsigned char *p,
 static void loyalty_json_skip_space(loyalty_json_parser_t *ps);
 static int loyalty_json_fail(loyalty_json_parser_t *ps, const char *p,
     const char *reason);
+static int loyalty_json_limit(loyalty_json_parser_t *ps, const char *p,
+    const char *reason);
 static void *loyalty_json_alloc(loyalty_json_parser_t *ps, size_t size);
 
 
@@ -49,6 +51,7 @@ loyalty_json_parse(const char *text, size_t len,
 
     err->offset = 0;
     err->reason = NULL;
+    err->limit = 0;
 
     loyalty_json_skip_space(&ps);
 
@@ -80,7 +83,7 @@ loyalty_json_value(loyalty_json_parser_t *ps, unsigned depth)
     }
 
     if (++ps->values > ps->limits->max_values) {
-        loyalty_json_fail(ps, ps->p, "too many values");
+        loyalty_json_limit(ps, ps->p, "too many values");
         return NULL;
     }
 
@@ -142,7 +145,7 @@ loyalty_json_object(loyalty_json_parser_t *ps, loyalty_json_t *v,
     loyalty_json_t  *member, *m, **last;
 
     if (depth > ps->limits->max_depth) {
-        return loyalty_json_fail(ps, ps->p, "nested too deeply");
+        return loyalty_json_limit(ps, ps->p, "nested too deeply");
     }
 
     ps->p++;
@@ -176,7 +179,7 @@ loyalty_json_object(loyalty_json_parser_t *ps, loyalty_json_t *v,
         }
 
         if (++v->count > ps->limits->max_members) {
-            return loyalty_json_fail(ps, at, "too many members in an object");
+            return loyalty_json_limit(ps, at, "too many members in an object");
         }
 
         loyalty_json_skip_space(ps);
@@ -222,7 +225,7 @@ loyalty_json_array(loyalty_json_parser_t *ps, loyalty_json_t *v,
     loyalty_json_t  *element, **last;
 
     if (depth > ps->limits->max_depth) {
-        return loyalty_json_fail(ps, ps->p, "nested too deeply");
+        return loyalty_json_limit(ps, ps->p, "nested too deeply");
     }
 
     ps->p++;
@@ -385,7 +388,7 @@ loyalty_json_string(loyalty_json_parser_t *ps, const char **out,
     }
 
     if ((size_t) (d - buf) > ps->limits->max_string) {
-        return loyalty_json_fail(ps, start - 1, "string too long");
+        return loyalty_json_limit(ps, start - 1, "string too long");
     }
 
     *d = '\0';
@@ -460,7 +463,7 @@ loyalty_json_number(loyalty_json_parser_t *ps, loyalty_json_t *v)
     v->len = (size_t) (p - ps->p);
 
     if (v->len > ps->limits->max_string) {
-        return loyalty_json_fail(ps, ps->p, "number too long");
+        return loyalty_json_limit(ps, ps->p, "number too long");
     }
 
     text = loyalty_json_alloc(ps, v->len + 1);
@@ -592,6 +595,16 @@ loyalty_json_fail(loyalty_json_parser_t *ps, const char *p,
     ps->err->reason = reason;
 
     return -1;
+}
+
+
+static int
+loyalty_json_limit(loyalty_json_parser_t *ps, const char *p,
+    const char *reason)
+{
+    ps->err->limit = 1;
+
+    return loyalty_json_fail(ps, p, reason);
 }
 
 

@@ -56,6 +56,7 @@ typedef struct {
 typedef struct {
     size_t                offset;       /* byte of the input at fault */
     const char           *reason;       /* static text */
+    int                   limit;        /* valid JSON, beyond a limit */
 } loyalty_json_error_t;
 
 

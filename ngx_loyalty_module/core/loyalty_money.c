@@ -45,6 +45,11 @@ loyalty_money_parse(const char *text, size_t len,
         goto done;
     }
 
+    /* a negative amount where none is allowed, however small */
+    if (d.negative && spec->min >= 0) {
+        return LOYALTY_MONEY_RANGE;
+    }
+
     /* digits 0..kept-1 are at or above the minor unit, the rest below */
     shift = d.exp10 + (long) spec->decimals;
     kept = (long) d.n + shift;

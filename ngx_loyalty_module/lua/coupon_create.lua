@@ -8,21 +8,28 @@
 -- ARGV[3] per_customer (0 for unlimited)
 -- ARGV[4] now (unix time)
 --
--- Returns {'created' | 'exists' | 'conflict', version}.
+-- Returns {'created' | 'exists' | 'conflict', version, disabled}; the
+-- version is opaque, a number that grows with every change.
 
 local coupon = KEYS[1]
 local def = ARGV[1]
 
-local current = redis.call('HMGET', coupon, 'def', 'version')
+local current = redis.call('HMGET', coupon, 'def', 'version', 'disabled')
 if current[1] then
     if current[1] == def then
-        return {'exists', current[2]}
+        return {'exists', current[2], current[3]}
     end
-    return {'conflict', current[2]}
+    return {'conflict', current[2], current[3]}
 end
 
-redis.call('HSET', coupon, 'def', def, 'version', '1', 'disabled', '0',
+-- a version never seen for this code before, even if the coupon is
+-- deleted and created again: workers compare versions to trust their
+-- cache.  Milliseconds: 13 digits, exact in Lua's numbers.
+local t = redis.call('TIME')
+local version = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+
+redis.call('HSET', coupon, 'def', def, 'version', version, 'disabled', '0',
            'max_uses', ARGV[2], 'per_customer', ARGV[3], 'used', '0',
            'created_at', ARGV[4])
 
-return {'created', '1'}
+return {'created', version, '0'}

@@ -21,4 +21,4 @@ end
 redis.call('HSET', coupon, 'disabled', disabled)
 local version = redis.call('HINCRBY', coupon, 'version', 1)
 
-return {'ok', tostring(version), 1}
+return {'ok', string.format('%d', version), 1}

@@ -11,6 +11,9 @@
 -- ARGV[4] expiry of the hold (unix time)
 -- ARGV[5] 'hold', or 'check' (shadow mode: nothing is held)
 --
+-- A checkout holds what its latest request asked for: a retry replaces
+-- the earlier hold, and a retry that cannot be held drops it.
+--
 -- Returns {'held', points still free} or {'insufficient', points free}.
 
 local account, holds, holdv = KEYS[1], KEYS[2], KEYS[3]
@@ -31,6 +34,11 @@ local previous = tonumber(redis.call('HGET', holdv, checkout)) or 0
 local free = (tonumber(a[1]) or 0) - (tonumber(a[2]) or 0) + previous
 
 if points > free then
+    if previous > 0 and mode == 'hold' then
+        redis.call('HDEL', holdv, checkout)
+        redis.call('ZREM', holds, checkout)
+        redis.call('HINCRBY', account, 'held', -previous)
+    end
     return {'insufficient', free}
 end
 

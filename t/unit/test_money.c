@@ -174,7 +174,9 @@ range_is_enforced(void **state)
     assert_minor("1000", &s, 100000);
     assert_refused("1000.01", &s, LOYALTY_MONEY_RANGE);
     assert_refused("-0.01", &s, LOYALTY_MONEY_RANGE);
-    assert_minor("-0.001", &s, 0);
+    assert_refused("-0.001", &s, LOYALTY_MONEY_RANGE);
+    assert_refused("-1e-400", &s, LOYALTY_MONEY_RANGE);
+    assert_minor("-0", &s, 0);
 }
 
 

@@ -43,7 +43,7 @@ sub pipeline {
 
     $self->send(@$_) for @commands;
 
-    return map { scalar $self->read_reply } @commands;
+    return map { ($self->read_reply)[0] } @commands;
 }
 
 sub send {
