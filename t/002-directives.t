@@ -118,4 +118,172 @@ refused('loyalty_health with an argument', <<'HTTP', 'invalid number of argument
 http { loyalty_redis 127.0.0.1:6379; server { location / { loyalty_health on; } } }
 HTTP
 
+# --- the checkout and the admin API -------------------------------------------
+
+accepted('every checkout and admin directive; a field mapped in http is '
+         . 'mapped again in a location', <<'HTTP');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    loyalty_currency EUR;
+    loyalty_point_value 1.00 per 100;
+    loyalty_coupon_attempts 10 per 10m;
+    loyalty_rounding half_even;
+    loyalty_field coupon /discount/code;
+    server {
+        location /checkout {
+            loyalty_checkout on;
+            loyalty_customer $http_x_customer_id;
+            loyalty_mode shadow;
+            loyalty_coupon_reject on;
+            loyalty_header_prefix X-Shop_Loyalty-;
+            loyalty_field coupon /promo;
+            loyalty_field lines /cart/items;
+            loyalty_field line.price /unit~1price;
+            loyalty_amounts minor;
+            loyalty_cart_limits body=128k lines=500 quantity=99
+                                amount=5000 depth=2;
+            proxy_pass http://127.0.0.1:1;
+        }
+        location /loyalty/admin/ {
+            loyalty_admin;
+            loyalty_admin_token 0123456789abcdef;
+        }
+    }
+}
+HTTP
+
+accepted('loyalty_checkout on in the http block, the customer beside it',
+         <<'HTTP');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    loyalty_checkout on;
+    loyalty_customer $http_x_customer_id;
+    server { location / { proxy_pass http://127.0.0.1:1; } }
+}
+HTTP
+
+refused('loyalty_checkout on without loyalty_customer', <<'HTTP',
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server {
+        location /checkout {
+            loyalty_checkout on;
+            proxy_pass http://127.0.0.1:1;
+        }
+    }
+}
+HTTP
+    '"loyalty_checkout" in ' . $t->dir . '/nginx-t.conf:9 needs '
+    . '"loyalty_customer": the variable that holds the signed-in '
+    . 'customer\'s id');
+
+refused('loyalty_checkout on in the http block without loyalty_customer',
+        <<'HTTP',
+http {
+    loyalty_redis 127.0.0.1:6379;
+    loyalty_checkout on;
+    server { location / { proxy_pass http://127.0.0.1:1; } }
+}
+HTTP
+    '"loyalty_checkout" in ' . $t->dir . '/nginx-t.conf:7 needs '
+    . '"loyalty_customer"');
+
+refused('an unknown loyalty_field name', <<'HTTP', 'unknown field "line.colour" in "loyalty_field", expected one of customer, checkout_id, order_id, currency, lines, shipping, tax, coupon, points, referral, line.sku, line.brand, line.category, line.price, line.quantity');
+http { loyalty_field line.colour /colour; }
+HTTP
+
+refused('a JSON pointer without its leading slash', <<'HTTP', 'invalid JSON pointer "cart/items" in "loyalty_field", expected for example "/cart/items"');
+http { loyalty_field lines cart/items; }
+HTTP
+
+refused('a JSON pointer with an invalid escape', <<'HTTP', 'invalid JSON pointer "/a~2b" in "loyalty_field", expected for example "/cart/items"');
+http { loyalty_field line.price /a~2b; }
+HTTP
+
+refused('an empty JSON pointer (the whole document)', <<'HTTP', 'invalid JSON pointer "" in "loyalty_field", expected for example "/cart/items"');
+http { loyalty_field coupon ""; }
+HTTP
+
+refused('a field mapped twice at one level', <<'HTTP', 'field "coupon" is mapped twice');
+http { loyalty_field coupon /promo; loyalty_field coupon /discount/code; }
+HTTP
+
+for my $p ('rows=5', 'body=17m', 'lines=0', 'lines=10001', 'depth=1',
+           'depth=65', 'quantity=-1', 'amount=lots')
+{
+    refused("loyalty_cart_limits $p", <<"HTTP", "invalid parameter \"$p\" in \"loyalty_cart_limits\", expected body=SIZE (at most 16m), lines=N (at most 10000), quantity=N, amount=UNITS or depth=N (2 to 64)");
+http { loyalty_cart_limits lines=5 $p; }
+HTTP
+}
+
+refused('loyalty_point_value without loyalty_currency', <<'HTTP', '"loyalty_point_value" needs "loyalty_currency"');
+http { loyalty_point_value 1.00 per 100; }
+HTTP
+
+for my $v ('1.00 for 100', '1.00 per 0', '1.00 per many') {
+    refused("loyalty_point_value $v", <<"HTTP", 'invalid "loyalty_point_value", expected for example "loyalty_point_value 1.00 per 100;"');
+http { loyalty_currency EUR; loyalty_point_value $v; }
+HTTP
+}
+
+refused('a point value with more decimals than the currency', <<'HTTP', 'invalid amount "1.001" in "loyalty_point_value", expected a positive amount in EUR with at most 2 decimals');
+http { loyalty_currency EUR; loyalty_point_value 1.001 per 100; }
+HTTP
+
+refused('a point value of zero', <<'HTTP', 'invalid amount "0" in "loyalty_point_value", expected a positive amount in EUR with at most 2 decimals');
+http { loyalty_currency EUR; loyalty_point_value 0 per 100; }
+HTTP
+
+for my $c (qw(eur EURO E1R)) {
+    refused("loyalty_currency $c", <<"HTTP", "invalid currency \"$c\", expected an ISO 4217 code such as EUR");
+http { loyalty_currency $c; }
+HTTP
+}
+
+for my $a ('ten per 10m', '10 per 0', '10 per soon', '10 every 10m',
+           '0 per 10m')
+{
+    refused("loyalty_coupon_attempts $a", <<"HTTP", 'invalid "loyalty_coupon_attempts", expected for example "loyalty_coupon_attempts 10 per 10m;"');
+http { loyalty_coupon_attempts $a; }
+HTTP
+}
+
+refused('loyalty_mode dry-run', <<'HTTP', 'invalid value "dry-run"');
+http { loyalty_mode dry-run; }
+HTTP
+
+refused('loyalty_admin without loyalty_admin_token', <<'HTTP',
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server {
+        location /loyalty/admin/ {
+            loyalty_admin;
+        }
+    }
+}
+HTTP
+    '"loyalty_admin" in ' . $t->dir . '/nginx-t.conf:9 needs '
+    . '"loyalty_admin_token"');
+
+refused('an admin token of 15 characters', <<'HTTP', '"loyalty_admin_token" directive needs a token of at least 16 characters');
+http { loyalty_admin_token 0123456789abcde; }
+HTTP
+
+for my $loc ('~ ^/loyalty/admin/', '= /loyalty/admin/', '@admin') {
+    refused("loyalty_admin in location $loc", <<"HTTP", '"loyalty_admin" directive needs a prefix location such as "location /loyalty/admin/"');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server {
+        location $loc { loyalty_admin; loyalty_admin_token 0123456789abcdef; }
+    }
+}
+HTTP
+}
+
+for my $prefix ('"X Loyalty-"', '""', 'X-Loyalty:') {
+    refused("loyalty_header_prefix $prefix", <<"HTTP", '"loyalty_header_prefix" directive needs a header name prefix such as "X-Loyalty-"');
+http { loyalty_header_prefix $prefix; }
+HTTP
+}
+
 done_testing();
