@@ -80,8 +80,8 @@ static void ngx_http_loyalty_batch_finished(void *data, ngx_uint_t status,
     redisReply *reply);
 static void ngx_http_loyalty_batch_answer(ngx_http_loyalty_admin_t *ctx,
     ngx_http_loyalty_batch_t *b);
-static ngx_int_t ngx_http_loyalty_coupon_code(ngx_http_loyalty_admin_t *ctx,
-    ngx_http_loyalty_coupon_req_t *req);
+static ngx_http_loyalty_coupon_req_t *ngx_http_loyalty_coupon_code(
+    ngx_http_loyalty_admin_t *ctx);
 static ngx_int_t ngx_http_loyalty_coupon_send_create(
     ngx_http_loyalty_admin_t *ctx, loyalty_coupon_t *c, ngx_str_t *code,
     ngx_http_loyalty_redis_handler_pt handler, ngx_uint_t index,
@@ -289,17 +289,8 @@ ngx_http_loyalty_coupon_get(ngx_http_loyalty_admin_t *ctx)
                                       [LOYALTY_KEY_MAX];
     size_t                           lens[NGX_HTTP_LOYALTY_COUPON_KEYS];
 
-    req = ngx_pcalloc(ctx->request->pool,
-                      sizeof(ngx_http_loyalty_coupon_req_t));
+    req = ngx_http_loyalty_coupon_code(ctx);
     if (req == NULL) {
-        ngx_http_finalize_request(ctx->request,
-                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ctx->data = req;
-
-    if (ngx_http_loyalty_coupon_code(ctx, req) != NGX_OK) {
         return;
     }
 
@@ -425,17 +416,8 @@ ngx_http_loyalty_coupon_state(ngx_http_loyalty_admin_t *ctx,
     ngx_str_t                       keys[1], args[1];
     ngx_http_loyalty_coupon_req_t  *req;
 
-    req = ngx_pcalloc(ctx->request->pool,
-                      sizeof(ngx_http_loyalty_coupon_req_t));
+    req = ngx_http_loyalty_coupon_code(ctx);
     if (req == NULL) {
-        ngx_http_finalize_request(ctx->request,
-                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ctx->data = req;
-
-    if (ngx_http_loyalty_coupon_code(ctx, req) != NGX_OK) {
         return;
     }
 
@@ -1120,17 +1102,29 @@ ngx_http_loyalty_batch_answer(ngx_http_loyalty_admin_t *ctx,
 
 /* --- helpers --------------------------------------------------------------- */
 
-/* The {code} of the path, normalised, and its key. */
+/*
+ * The request about the {code} of the path: the code normalised, and its
+ * key.  NULL when the request has been answered (a bad code).
+ */
 
-static ngx_int_t
-ngx_http_loyalty_coupon_code(ngx_http_loyalty_admin_t *ctx,
-    ngx_http_loyalty_coupon_req_t *req)
+static ngx_http_loyalty_coupon_req_t *
+ngx_http_loyalty_coupon_code(ngx_http_loyalty_admin_t *ctx)
 {
-    size_t             len, bad;
-    ngx_str_t          raw;
-    loyalty_code_rc_t  rc;
-    char               code[LOYALTY_CODE_MAX + 1];
+    size_t                          len, bad;
+    ngx_str_t                       raw;
+    loyalty_code_rc_t               rc;
+    ngx_http_loyalty_coupon_req_t  *req;
+    char                            code[LOYALTY_CODE_MAX + 1];
 
+    req = ngx_pcalloc(ctx->request->pool,
+                      sizeof(ngx_http_loyalty_coupon_req_t));
+    if (req == NULL) {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NULL;
+    }
+
+    ctx->data = req;
     raw = ctx->params[0];
 
     rc = loyalty_code_normalize((char *) raw.data, raw.len, code, &len, &bad);
@@ -1141,7 +1135,7 @@ ngx_http_loyalty_coupon_code(ngx_http_loyalty_admin_t *ctx,
                                      "a coupon code is 1 to %d letters, "
                                      "digits, '-', '_' or '.'",
                                      LOYALTY_CODE_MAX);
-        return NGX_ERROR;
+        return NULL;
     }
 
     req->code.data = ngx_pnalloc(ctx->request->pool, len);
@@ -1150,7 +1144,7 @@ ngx_http_loyalty_coupon_code(ngx_http_loyalty_admin_t *ctx,
     if (req->code.data == NULL || req->key.data == NULL) {
         ngx_http_finalize_request(ctx->request,
                                   NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
+        return NULL;
     }
 
     ngx_memcpy(req->code.data, code, len);
@@ -1158,7 +1152,7 @@ ngx_http_loyalty_coupon_code(ngx_http_loyalty_admin_t *ctx,
     req->key.len = loyalty_key((char *) req->key.data, "coupon", code, len,
                                "");
 
-    return NGX_OK;
+    return req;
 }
 
 

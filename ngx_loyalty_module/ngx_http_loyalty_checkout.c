@@ -737,64 +737,58 @@ ngx_http_loyalty_checkout_cleanup(void *data)
 /*
  * The backend did not take the checkout, or the request ended before it
  * answered: the use and the points go back now rather than at expiry.
- * Nobody waits for these replies.
  */
 
 static void
 ngx_http_loyalty_checkout_release(ngx_http_loyalty_checkout_t *ctx)
 {
-    ngx_http_loyalty_call_t        call;
-    ngx_http_loyalty_redis_cmd_t  *cmd;
+    ngx_http_loyalty_release(ctx->coupon_reserved ? &ctx->coupon : NULL,
+                             ctx->points_held ? &ctx->customer : NULL,
+                             &ctx->checkout_id);
 
-    if (ctx->coupon_reserved) {
-        ngx_http_loyalty_coupon_keys(&ctx->coupon,
-                                     call.keys, call.keylens);
+    ctx->coupon_reserved = 0;
+    ctx->points_held = 0;
+}
+
+
+/*
+ * Gives back a checkout's reservation of a coupon and its hold of a
+ * customer's points (either may be NULL).  Nobody waits for the answers:
+ * what fails here expires by itself.
+ */
+
+void
+ngx_http_loyalty_release(ngx_str_t *coupon, ngx_str_t *customer,
+    ngx_str_t *checkout)
+{
+    ngx_uint_t  i;
+    ngx_str_t   keys[NGX_HTTP_LOYALTY_COUPON_KEYS];
+    char        k[NGX_HTTP_LOYALTY_COUPON_KEYS][LOYALTY_KEY_MAX];
+    size_t      lens[NGX_HTTP_LOYALTY_COUPON_KEYS];
+
+    if (coupon != NULL) {
+        ngx_http_loyalty_coupon_keys(coupon, k, lens);
+
+        for (i = 0; i < NGX_HTTP_LOYALTY_COUPON_KEYS; i++) {
+            keys[i].data = (u_char *) k[i];
+            keys[i].len = lens[i];
+        }
 
         /* coupon_release.lua takes :res, :resc and :resn */
-        call.argv[2] = "3";
-        call.argvlen[2] = 1;
-        call.argv[3] = call.keys[1];
-        call.argvlen[3] = call.keylens[1];
-        call.argv[4] = call.keys[2];
-        call.argvlen[4] = call.keylens[2];
-        call.argv[5] = call.keys[3];
-        call.argvlen[5] = call.keylens[3];
-        call.argv[6] = (char *) ctx->cart.checkout_id.data;
-        call.argvlen[6] = ctx->cart.checkout_id.len;
-
-        cmd = ngx_http_loyalty_redis_eval(LOYALTY_SCRIPT_coupon_release, 7,
-                                          call.argv, call.argvlen, NULL,
-                                          NULL);
-        if (cmd != NULL) {
-            ngx_http_loyalty_redis_cancel(cmd);
-        }
-
-        ctx->coupon_reserved = 0;
+        ngx_http_loyalty_redis_fire(LOYALTY_SCRIPT_coupon_release, &keys[1],
+                                    3, checkout, 1);
     }
 
-    if (ctx->points_held) {
-        ngx_http_loyalty_points_keys(&ctx->customer, call.keys,
-                                     call.keylens);
+    if (customer != NULL) {
+        ngx_http_loyalty_points_keys(customer, k, lens);
 
-        call.argv[2] = "3";
-        call.argvlen[2] = 1;
-        call.argv[3] = call.keys[0];
-        call.argvlen[3] = call.keylens[0];
-        call.argv[4] = call.keys[1];
-        call.argvlen[4] = call.keylens[1];
-        call.argv[5] = call.keys[2];
-        call.argvlen[5] = call.keylens[2];
-        call.argv[6] = (char *) ctx->cart.checkout_id.data;
-        call.argvlen[6] = ctx->cart.checkout_id.len;
-
-        cmd = ngx_http_loyalty_redis_eval(LOYALTY_SCRIPT_points_release, 7,
-                                          call.argv, call.argvlen, NULL,
-                                          NULL);
-        if (cmd != NULL) {
-            ngx_http_loyalty_redis_cancel(cmd);
+        for (i = 0; i < 3; i++) {
+            keys[i].data = (u_char *) k[i];
+            keys[i].len = lens[i];
         }
 
-        ctx->points_held = 0;
+        ngx_http_loyalty_redis_fire(LOYALTY_SCRIPT_points_release, keys, 3,
+                                    checkout, 1);
     }
 }
 

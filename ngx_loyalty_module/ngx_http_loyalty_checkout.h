@@ -72,5 +72,7 @@ ngx_str_t *ngx_http_loyalty_checkout_shadow_text(
 const char *ngx_http_loyalty_points_status_name(ngx_int_t status);
 void ngx_http_loyalty_points_keys(ngx_str_t *customer,
     char keys[][LOYALTY_KEY_MAX], size_t *lens);
+void ngx_http_loyalty_release(ngx_str_t *coupon, ngx_str_t *customer,
+    ngx_str_t *checkout);
 
 #endif /* NGX_HTTP_LOYALTY_CHECKOUT_H */

@@ -385,6 +385,42 @@ ngx_http_loyalty_redis_eval(loyalty_script_id_t script, int argc,
 
 
 void
+ngx_http_loyalty_redis_fire(loyalty_script_id_t script, ngx_str_t *keys,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
+{
+    u_char                         n[NGX_INT_T_LEN];
+    ngx_uint_t                     i;
+    const char                    *argv[19];
+    size_t                         argvlen[19];
+    ngx_http_loyalty_redis_cmd_t  *cmd;
+
+    if (nkeys + nargs > 16) {
+        return;
+    }
+
+    argv[2] = (char *) n;
+    argvlen[2] = ngx_sprintf(n, "%ui", nkeys) - n;
+
+    for (i = 0; i < nkeys; i++) {
+        argv[3 + i] = (char *) keys[i].data;
+        argvlen[3 + i] = keys[i].len;
+    }
+
+    for (i = 0; i < nargs; i++) {
+        argv[3 + nkeys + i] = (char *) args[i].data;
+        argvlen[3 + nkeys + i] = args[i].len;
+    }
+
+    cmd = ngx_http_loyalty_redis_eval(script, (int) (3 + nkeys + nargs), argv,
+                                      argvlen, NULL, NULL);
+    if (cmd != NULL) {
+        /* hiredis has copied argv; nothing to retry with */
+        ngx_http_loyalty_redis_cancel(cmd);
+    }
+}
+
+
+void
 ngx_http_loyalty_redis_cancel(ngx_http_loyalty_redis_cmd_t *cmd)
 {
     /* the slot stays with hiredis until its reply or the connection ends */

@@ -68,6 +68,15 @@ ngx_http_loyalty_redis_cmd_t *ngx_http_loyalty_redis_eval(
     loyalty_script_id_t script, int argc, const char **argv, size_t *argvlen,
     ngx_http_loyalty_redis_handler_pt handler, void *data);
 
+/*
+ * Sends EVALSHA of a script whose answer nobody waits for (keys and args
+ * are copied at once; at most 16 in all).  A failure is not reported: use
+ * it only for what has another way to happen (a release that expiry does
+ * anyway).
+ */
+void ngx_http_loyalty_redis_fire(loyalty_script_id_t script, ngx_str_t *keys,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
+
 /* Detaches the caller: its handler will not be called, argv is released. */
 void ngx_http_loyalty_redis_cancel(ngx_http_loyalty_redis_cmd_t *cmd);
 
