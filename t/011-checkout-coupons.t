@@ -244,7 +244,7 @@ subtest 'shadow mode evaluates and logs, never reserves nor tells' => sub {
     my $s = shop(checkout => 'loyalty_mode shadow;');
     create_coupon($s, code => 'ONE', type => 'percent', value => '10',
                   max_uses => 1);
-    $s->redis->cmd('HSET', 'loyalty:{customer:42}', 'available', '1000');
+    $s->redis->cmd('HSET', 'loyalty:{customer:42}', 'a', '1000');
 
     $s->log_mark;
     my $res = checkout($s, cart(coupon => 'ONE', points => 500));
@@ -254,7 +254,7 @@ subtest 'shadow mode evaluates and logs, never reserves nor tells' => sub {
     is($res->{json}{discount}, '', 'no discount either');
     is_deeply($s->redis->cmd('ZRANGE', 'loyalty:{coupon:ONE}:res', 0, -1),
               [], 'no reservation');
-    is($s->redis->cmd('HGET', 'loyalty:{customer:42}', 'held'), undef,
+    is($s->redis->cmd('HGET', 'loyalty:{customer:42}', 'h'), undef,
        'no points held');
 
     sleep 0.1;

@@ -42,7 +42,7 @@ sub points_state {
 
 sub balance {
     my ($s, $id, $available) = @_;
-    $s->redis->cmd('HSET', "loyalty:{customer:$id}", 'available', $available);
+    $s->redis->cmd('HSET', "loyalty:{customer:$id}", 'a', $available);
 }
 
 # A release is sent when the request ends; nobody waits for its reply.
@@ -67,7 +67,7 @@ subtest 'points within the balance are held: 500 points are worth 5.00'
     is_deeply(redemption($v), [ 'held', '500', '5.00' ],
               'held, 500 points redeemed for 5.00');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 500 },
+        account => { a => 1000, h => 500 },
         holds   => ['c-1'],
         holdv   => { 'c-1' => 500 },
     }, 'Redis: 500 held by c-1, the balance itself untouched');
@@ -82,7 +82,7 @@ subtest 'points within the balance are held: 500 points are worth 5.00'
     is_deeply(redemption($v), [ 'held', '500', '5.00' ],
               'the rest of the balance is held by another checkout');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 1000 },
+        account => { a => 1000, h => 1000 },
         holds   => [ 'c-1', 'c-2' ],
         holdv   => { 'c-1' => 500, 'c-2' => 500 },
     }, 'Redis: the whole balance is held by c-1 and c-2');
@@ -105,7 +105,7 @@ subtest 'insufficient: more than the available balance less what other '
     is_deeply(redemption($v), [ 'insufficient', '0', '0.00' ],
               '500 asked, 1000 - 600 held = 400 free: insufficient');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 600 },
+        account => { a => 1000, h => 600 },
         holds   => ['c-1'],
         holdv   => { 'c-1' => 600 },
     }, 'Redis: only the hold of c-1');
@@ -114,7 +114,7 @@ subtest 'insufficient: more than the available balance less what other '
     is_deeply(redemption($v), [ 'held', '400', '4.00' ],
               'exactly the 400 free points can be held');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 1000 },
+        account => { a => 1000, h => 1000 },
         holds   => [ 'c-1', 'c-2' ],
         holdv   => { 'c-1' => 600, 'c-2' => 400 },
     }, 'Redis: c-1 600 and c-2 400');
@@ -124,7 +124,7 @@ subtest 'insufficient: more than the available balance less what other '
     is_deeply(redemption($v), [ 'insufficient', '0', '0.00' ],
               'one point more than the whole balance is insufficient');
     is_deeply(points_state($t, 43),
-              { account => { available => 100 }, holds => [], holdv => {} },
+              { account => { a => 100 }, holds => [], holdv => {} },
               'Redis: customer 43 untouched');
 
     $v = verdict($t, points => 100, checkout_id => 'c-4', customer => '44');
@@ -144,7 +144,7 @@ subtest 'a retried checkout keeps one hold and can change its amount' => sub {
     is_deeply(redemption($v), [ 'held', '500', '5.00' ],
               'the retry is held again');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 500 },
+        account => { a => 1000, h => 500 },
         holds   => ['c-1'],
         holdv   => { 'c-1' => 500 },
     }, 'Redis: one hold of 500, not two');
@@ -153,7 +153,7 @@ subtest 'a retried checkout keeps one hold and can change its amount' => sub {
     is_deeply(redemption($v), [ 'held', '1000', '10.00' ],
               'raised to the whole balance: its own 500 count as free');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 1000 },
+        account => { a => 1000, h => 1000 },
         holds   => ['c-1'],
         holdv   => { 'c-1' => 1000 },
     }, 'Redis: the hold is now 1000');
@@ -162,7 +162,7 @@ subtest 'a retried checkout keeps one hold and can change its amount' => sub {
     is_deeply(redemption($v), [ 'held', '200', '2.00' ],
               'lowered to 200');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 200 },
+        account => { a => 1000, h => 200 },
         holds   => ['c-1'],
         holdv   => { 'c-1' => 200 },
     }, 'Redis: held follows the hold down to 200');
@@ -184,7 +184,7 @@ subtest 'a retry keeps one hold: replaced, dropped, or left to expire' => sub {
     is_deeply(redemption($v), [ 'insufficient', '0', '0.00' ],
               'c-1 raised beyond what c-2 left free: insufficient');
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 700 },
+        account => { a => 1000, h => 700 },
         holds   => ['c-2'],
         holdv   => { 'c-2' => 700 },
     }, 'Redis: c-1 holds nothing, c-2 still 700');
@@ -194,7 +194,7 @@ subtest 'a retry keeps one hold: replaced, dropped, or left to expire' => sub {
     is_deeply(redemption($v), [ 'exceeds_total', '0', '0.00' ],
               'c-3 retried with more than the lines: exceeds_total');
     is_deeply(points_state($t, 43), {
-        account => { available => 1000, held => 200 },
+        account => { a => 1000, h => 200 },
         holds   => ['c-3'],
         holdv   => { 'c-3' => 200 },
     }, 'Redis: c-3 still holds its 200 (refused before Redis)');
@@ -204,7 +204,7 @@ subtest 'a retry keeps one hold: replaced, dropped, or left to expire' => sub {
     is_deeply(redemption($v), [ '', '0', '0.00' ],
               'c-4 retried without points: no redemption');
     is_deeply(points_state($t, 44), {
-        account => { available => 1000, held => 500 },
+        account => { a => 1000, h => 500 },
         holds   => ['c-4'],
         holdv   => { 'c-4' => 500 },
     }, 'Redis: c-4 still holds its 500 (nothing reached Redis)');
@@ -228,7 +228,7 @@ subtest 'exceeds_total: the value is capped by the lines after the '
               'shipping and tax do not count');
 
     is_deeply(points_state($t, 42),
-              { account => { available => 10000 }, holds => [], holdv => {} },
+              { account => { a => 10000 }, holds => [], holdv => {} },
               'Redis: nothing held');
 
     $v = verdict($t, points => 5998, checkout_id => 'c-3',
@@ -244,7 +244,7 @@ subtest 'exceeds_total: the value is capped by the lines after the '
     is_deeply(redemption($v), [ 'exceeds_total', '0', '0.00' ],
               '53.98 is one cent above what the coupon left');
     is_deeply(points_state($t, 42),
-              { account => { available => 10000 }, holds => [], holdv => {} },
+              { account => { a => 10000 }, holds => [], holdv => {} },
               'Redis: still nothing held');
     is_deeply($t->redis->cmd('ZRANGE', 'loyalty:{coupon:SAVE10}:res', 0, -1),
               [ 'c-3', 'c-4' ], 'the coupon uses are reserved all the same');
@@ -261,7 +261,7 @@ subtest 'exceeds_total: the value is capped by the lines after the '
               'takes nothing off: the lines bound the points, not the coupon');
 
     is_deeply(points_state($t, 42), {
-        account => { available => 10000, held => 10000 },
+        account => { a => 10000, h => 10000 },
         holds   => [ 'c-5', 'c-6' ],
         holdv   => { 'c-5' => 5397, 'c-6' => 4603 },
     }, 'Redis: c-5 and c-6 hold the balance');
@@ -271,7 +271,7 @@ subtest 'exceeds_total: the value is capped by the lines after the '
     is_deeply(redemption($v), [ 'held', '5997', '59.97' ],
               'without a coupon exactly the lines, 59.97, can be paid');
     is_deeply(points_state($t, 43), {
-        account => { available => 10000, held => 5997 },
+        account => { a => 10000, h => 5997 },
         holds   => ['c-7'],
         holdv   => { 'c-7' => 5997 },
     }, 'Redis: customer 43 holds 5997');
@@ -293,7 +293,7 @@ subtest 'not_allowed: a guest, or a cart in another currency' => sub {
     is_deeply(redis_keys($t), ['loyalty:{customer:42}'],
               'Redis: no key was written');
     is_deeply(points_state($t, 42),
-              { account => { available => 1000 }, holds => [], holdv => {} },
+              { account => { a => 1000 }, holds => [], holdv => {} },
               'Redis: the account is untouched');
 };
 
@@ -307,7 +307,7 @@ subtest 'a backend that does not answer 2xx releases the hold' => sub {
 
     wait_until(sub { !@{ points_state($t, 42)->{holds} } });
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 0 },
+        account => { a => 1000, h => 0 },
         holds   => [],
         holdv   => {},
     }, 'Redis: held back to 0, no hold left');
@@ -318,7 +318,7 @@ subtest 'a backend that does not answer 2xx releases the hold' => sub {
 
     wait_until(sub { !@{ points_state($t, 42)->{holds} } });
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 0 },
+        account => { a => 1000, h => 0 },
         holds   => [],
         holdv   => {},
     }, 'Redis: held back to 0 again');
@@ -332,7 +332,7 @@ subtest 'a backend that does not answer 2xx releases the hold' => sub {
 
     wait_until(sub { @{ points_state($t, 42)->{holds} } == 1 });
     is_deeply(points_state($t, 42), {
-        account => { available => 1000, held => 300 },
+        account => { a => 1000, h => 300 },
         holds   => ['c-3'],
         holdv   => { 'c-3' => 300 },
     }, 'Redis: the release of c-4 leaves the hold of c-3 alone');
@@ -351,7 +351,7 @@ subtest 'an expired hold is forgotten by the next hold' => sub {
     my $v = verdict($s, points => 800, checkout_id => 'c-1');
     is_deeply(redemption($v), [ 'held', '800', '8.00' ], 'c-1 holds 800');
     is_deeply(points_state($s, 42), {
-        account => { available => 1000, held => 800 },
+        account => { a => 1000, h => 800 },
         holds   => ['c-1'],
         holdv   => { 'c-1' => 800 },
     }, 'Redis: the hold of c-1');
@@ -365,7 +365,7 @@ subtest 'an expired hold is forgotten by the next hold' => sub {
     is_deeply(redemption($v), [ 'held', '800', '8.00' ],
               'c-2 gets the 800 that c-1 no longer holds');
     is_deeply(points_state($s, 42), {
-        account => { available => 1000, held => 800 },
+        account => { a => 1000, h => 800 },
         holds   => ['c-2'],
         holdv   => { 'c-2' => 800 },
     }, 'Redis: c-1 forgotten, held counts c-2 only');
@@ -385,7 +385,7 @@ subtest 'shadow mode evaluates and logs, holds nothing' => sub {
     is_deeply(redemption($v), [ '', '', '' ], 'nor about a refusal');
 
     is_deeply(points_state($s, 42),
-              { account => { available => 1000 }, holds => [], holdv => {} },
+              { account => { a => 1000 }, holds => [], holdv => {} },
               'Redis: nothing held');
 
     sleep 0.1;
@@ -419,7 +419,7 @@ subtest 'Redis down: the checkout passes, the redemption unverified' => sub {
     is_deeply(redemption($v), [ 'held', '500', '5.00' ],
               'once Redis is back, points are held again');
     is_deeply(points_state($s, 42), {
-        account => { available => 1000, held => 500 },
+        account => { a => 1000, h => 500 },
         holds   => ['c-3'],
         holdv   => { 'c-3' => 500 },
     }, 'Redis: the hold of c-3 only');

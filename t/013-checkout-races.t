@@ -179,7 +179,7 @@ subtest 'one balance, concurrent redemptions of all of it: one held, the '
 
         for my $round (1 .. 10) {
             $r->cmd('FLUSHALL');
-            $r->cmd('HSET', 'loyalty:{customer:42}', 'available', 1000);
+            $r->cmd('HSET', 'loyalty:{customer:42}', 'a', 1000);
 
             my @res = burst($t, $n, '42', sub {
                 cart(points => 1000, checkout_id => "p$round-$_[0]")
@@ -195,7 +195,7 @@ subtest 'one balance, concurrent redemptions of all of it: one held, the '
                 answers  => 'held=1 insufficient=' . ($n - 1),
                 redeemed => 1000,
                 redis    => {
-                    account => { available => 1000, held => 1000 },
+                    account => { a => 1000, h => 1000 },
                     holds   => $held,
                     holdv   => holds_of(1000, @$held),
                 },
@@ -223,7 +223,7 @@ subtest '100 checkouts on 4 workers, half with a coupon and points: '
         $sr->cmd('FLUSHALL');
         create_coupon($s, code => 'MIX', type => 'percent', value => '10',
                       max_uses => 10);
-        $sr->cmd('HSET', "loyalty:{customer:$_}", 'available', 1000)
+        $sr->cmd('HSET', "loyalty:{customer:$_}", 'a', 1000)
             for @customers;
 
         # each customer: five redemptions of 400, five plain checkouts
@@ -248,7 +248,7 @@ subtest '100 checkouts on 4 workers, half with a coupon and points: '
 
             $seen{$c} = points_state($s, $c);
             $want{$c} = {
-                account => { available => 1000, held => 400 * @$held },
+                account => { a => 1000, h => 400 * @$held },
                 holds   => $held,
                 holdv   => holds_of(400, @$held),
             };
@@ -277,7 +277,7 @@ subtest 'checkouts the backend fails in the middle of a burst give back '
         $r->cmd('FLUSHALL');
         create_coupon($t, code => 'HALF', type => 'percent', value => '10',
                       max_uses => 20);
-        $r->cmd('HSET', "loyalty:{customer:f$_}", 'available', 1000)
+        $r->cmd('HSET', "loyalty:{customer:f$_}", 'a', 1000)
             for 0 .. 4;
 
         my @res = race($t, map { {
@@ -295,8 +295,8 @@ subtest 'checkouts the backend fails in the middle of a burst give back '
             my @mine = grep { ($_->{json}{customer} // '') eq $c } @res;
             $held{$c} = ids_with('points_status', 'held', @mine);
             $want{$c} = {
-                account => { available => 1000,
-                             held => 300 * @{ $held{$c} } },
+                account => { a => 1000,
+                             h => 300 * @{ $held{$c} } },
                 holds   => $held{$c},
                 holdv   => holds_of(300, @{ $held{$c} }),
             };

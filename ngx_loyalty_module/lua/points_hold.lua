@@ -2,7 +2,8 @@
 -- checkout, atomically, so that two checkouts can never spend the same
 -- points.  A hold expires by itself; the order confirmation spends it.
 --
--- KEYS[1] customer hash         loyalty:{customer:ID}  (available, held)
+-- KEYS[1] the account hash      loyalty:{customer:ID}  (a available,
+--                               h held; see order_record.lua)
 -- KEYS[2] holds zset            ...:holds  checkout -> expiry
 -- KEYS[3] held per checkout     ...:holdv  checkout -> points
 -- ARGV[1] checkout id
@@ -24,12 +25,12 @@ local now, expires, mode = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
     local v = tonumber(redis.call('HGET', holdv, id)) or 0
-    redis.call('HINCRBY', account, 'held', -v)
+    redis.call('HINCRBY', account, 'h', -v)
     redis.call('HDEL', holdv, id)
     redis.call('ZREM', holds, id)
 end
 
-local a = redis.call('HMGET', account, 'available', 'held')
+local a = redis.call('HMGET', account, 'a', 'h')
 local previous = tonumber(redis.call('HGET', holdv, checkout)) or 0
 local free = (tonumber(a[1]) or 0) - (tonumber(a[2]) or 0) + previous
 
@@ -37,14 +38,14 @@ if points > free then
     if previous > 0 and mode == 'hold' then
         redis.call('HDEL', holdv, checkout)
         redis.call('ZREM', holds, checkout)
-        redis.call('HINCRBY', account, 'held', -previous)
+        redis.call('HINCRBY', account, 'h', -previous)
     end
     return {'insufficient', free}
 end
 
 if mode == 'hold' then
     redis.call('HSET', holdv, checkout, points)
-    redis.call('HINCRBY', account, 'held', points - previous)
+    redis.call('HINCRBY', account, 'h', points - previous)
     redis.call('ZADD', holds, expires, checkout)
 end
 

@@ -1,7 +1,7 @@
 -- points_release.lua: gives back the points a checkout held, when the shop
 -- did not accept the checkout.  Releasing twice changes nothing.
 --
--- KEYS[1] customer hash         loyalty:{customer:ID}
+-- KEYS[1] the account hash      loyalty:{customer:ID}
 -- KEYS[2] holds zset            ...:holds
 -- KEYS[3] held per checkout     ...:holdv
 -- ARGV[1] checkout id
@@ -18,6 +18,6 @@ end
 
 redis.call('HDEL', holdv, checkout)
 redis.call('ZREM', holds, checkout)
-redis.call('HINCRBY', account, 'held', -v)
+redis.call('HINCRBY', account, 'h', -v)
 
 return v
