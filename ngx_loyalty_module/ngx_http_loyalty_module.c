@@ -4,6 +4,8 @@
  */
 
 #include "ngx_http_loyalty_module.h"
+#include "ngx_http_loyalty_checkout.h"
+#include "ngx_http_loyalty_confirm.h"
 #include "ngx_http_loyalty_coupon.h"
 #include "ngx_http_loyalty_redis.h"
 #include "loyalty_json.h"
@@ -17,6 +19,8 @@ static char *ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_loyalty_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_loyalty_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_loyalty_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_loyalty_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 static ngx_int_t ngx_http_loyalty_init_process(ngx_cycle_t *cycle);
 static void ngx_http_loyalty_exit_process(ngx_cycle_t *cycle);
 
@@ -41,6 +45,10 @@ static char *ngx_http_loyalty_field(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_loyalty_cart_limits(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loyalty_header_prefix(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_loyalty_spool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_loyalty_order_confirm(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
 
@@ -68,6 +76,7 @@ static ngx_conf_enum_t  ngx_http_loyalty_amounts[] = {
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 static ngx_command_t  ngx_http_loyalty_commands[] = {
@@ -133,6 +142,111 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_loyalty_main_conf_t, shm_size),
+      NULL },
+
+    { ngx_string("loyalty_earn"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      ngx_http_loyalty_earn,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_earn_include"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_loyalty_earn_include,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_multiplier"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_http_loyalty_multiplier,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_campaign"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE4|NGX_CONF_TAKE5,
+      ngx_http_loyalty_campaign,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_timezone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_loyalty_timezone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_tier"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
+      ngx_http_loyalty_tier,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_tier_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_main_conf_t, tier_window),
+      NULL },
+
+    { ngx_string("loyalty_return_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_main_conf_t, return_window),
+      NULL },
+
+    { ngx_string("loyalty_points_expire"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_loyalty_points_expire,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_order_reward"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_loyalty_order_reward,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_referral_reward"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_loyalty_referral_reward,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_referral_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
+      ngx_http_loyalty_referral_limit,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_spool"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_loyalty_spool,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_events_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_main_conf_t, events_max),
+      NULL },
+
+    { ngx_string("loyalty_order_confirm"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_loyalty_order_confirm,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_loc_conf_t, confirm),
       NULL },
 
     { ngx_string("loyalty_health"),
@@ -275,6 +389,12 @@ ngx_http_loyalty_create_main_conf(ngx_conf_t *cf)
     lmcf->round = NGX_CONF_UNSET_UINT;
     lmcf->reservation_ttl = NGX_CONF_UNSET;
     lmcf->shm_size = NGX_CONF_UNSET_SIZE;
+    lmcf->return_window = NGX_CONF_UNSET;
+    lmcf->tier_window = NGX_CONF_UNSET;
+    lmcf->events_max = NGX_CONF_UNSET_UINT;
+    lmcf->spool_fsync = NGX_CONF_UNSET;
+
+    loyalty_program_init(&lmcf->program);
 
     return lmcf;
 }
@@ -294,6 +414,19 @@ ngx_http_loyalty_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(lmcf->round, LOYALTY_ROUND_HALF_UP);
     ngx_conf_init_value(lmcf->reservation_ttl, 900);
     ngx_conf_init_size_value(lmcf->shm_size, 1024 * 1024);
+    ngx_conf_init_value(lmcf->return_window, 30 * 86400);
+    ngx_conf_init_value(lmcf->tier_window, 365 * 86400);
+    ngx_conf_init_uint_value(lmcf->events_max, 1000000);
+    ngx_conf_init_value(lmcf->spool_fsync, 0);
+
+    lmcf->program.return_window = lmcf->return_window;
+    lmcf->program.tier_window = lmcf->tier_window;
+
+    if (ngx_http_loyalty_program_init(cf, lmcf) != NGX_CONF_OK
+        || ngx_http_loyalty_program_publish(cf, lmcf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     /* the point value is money: it is read once the currency is known */
     if (lmcf->point_value_text.len) {
@@ -355,6 +488,7 @@ ngx_http_loyalty_create_loc_conf(ngx_conf_t *cf)
 
     llcf->health = NGX_CONF_UNSET;
     llcf->checkout = NGX_CONF_UNSET;
+    llcf->confirm = NGX_CONF_UNSET;
     llcf->admin = NGX_CONF_UNSET;
     llcf->customer = NGX_CONF_UNSET_PTR;
     llcf->mode = NGX_CONF_UNSET_UINT;
@@ -382,10 +516,18 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->health, prev->health, 0);
     ngx_conf_merge_value(conf->checkout, prev->checkout, 0);
+    ngx_conf_merge_value(conf->confirm, prev->confirm, 0);
+    ngx_conf_merge_str_value(conf->response_order_id,
+                             prev->response_order_id, "");
 
     if (conf->checkout_file.len == 0) {
         conf->checkout_file = prev->checkout_file;
         conf->checkout_line = prev->checkout_line;
+    }
+
+    if (conf->confirm_file.len == 0) {
+        conf->confirm_file = prev->confirm_file;
+        conf->confirm_line = prev->confirm_line;
     }
 
     ngx_conf_merge_value(conf->admin, prev->admin, 0);
@@ -432,6 +574,32 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "\"loyalty_customer\": the variable that holds the "
                       "signed-in customer's id", &conf->checkout_file,
                       conf->checkout_line);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->confirm && conf->customer == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"loyalty_order_confirm\" in %V:%ui needs "
+                      "\"loyalty_customer\": the variable that holds the "
+                      "signed-in customer's id", &conf->confirm_file,
+                      conf->confirm_line);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->confirm && lmcf->spool.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"loyalty_order_confirm\" in %V:%ui needs "
+                      "\"loyalty_spool\": where an order goes when Redis "
+                      "cannot take it", &conf->confirm_file,
+                      conf->confirm_line);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->confirm && conf->checkout) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"loyalty_order_confirm\" in %V:%ui and "
+                      "\"loyalty_checkout\" cannot share a location",
+                      &conf->confirm_file, conf->confirm_line);
         return NGX_CONF_ERROR;
     }
 
@@ -795,7 +963,8 @@ ngx_http_loyalty_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "unknown field \"%V\" in \"loyalty_field\", "
                            "expected one of customer, checkout_id, order_id, "
                            "currency, lines, shipping, tax, coupon, points, "
-                           "referral, line.sku, line.brand, line.category, "
+                           "referral, discount, line.sku, line.brand, "
+                           "line.category, "
                            "line.price, line.quantity", &value[1]);
         return NGX_CONF_ERROR;
     }
@@ -804,6 +973,33 @@ ngx_http_loyalty_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "field \"%V\" is mapped twice", &value[1]);
         return NGX_CONF_ERROR;
+    }
+
+    /* the order id may come from the backend's JSON answer */
+    if (ngx_strncmp(value[2].data, "response:", 9) == 0) {
+        if (field != LOYALTY_FIELD_ORDER_ID) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "only order_id can be read from the "
+                               "response, not \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (loyalty_json_pointer_check((char *) value[2].data + 9,
+                                       value[2].len - 9)
+            != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid JSON pointer \"%V\" in "
+                               "\"loyalty_field\", expected for example "
+                               "\"response:/order/id\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        llcf->response_order_id.data = value[2].data + 9;
+        llcf->response_order_id.len = value[2].len - 9;
+        llcf->fields_set |= LOYALTY_FIELD_BIT(field);
+
+        return NGX_CONF_OK;
     }
 
     if (value[2].len == 0
@@ -949,6 +1145,80 @@ ngx_http_loyalty_header_prefix(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* loyalty_spool /var/spool/nginx-loyalty [fsync=on|off]; */
+
+static char *
+ngx_http_loyalty_spool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loyalty_main_conf_t  *lmcf = conf;
+
+    ngx_str_t        *value;
+    ngx_file_info_t   fi;
+
+    if (lmcf->spool.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    lmcf->spool = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &lmcf->spool, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_file_info(lmcf->spool.data, &fi) == NGX_FILE_ERROR
+        || !ngx_is_dir(&fi))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"loyalty_spool\" directory \"%V\" does not "
+                           "exist: create it, writable by the worker "
+                           "processes' user", &lmcf->spool);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "fsync=on") == 0) {
+            lmcf->spool_fsync = 1;
+
+        } else if (ngx_strcmp(value[2].data, "fsync=off") == 0) {
+            lmcf->spool_fsync = 0;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\", expected "
+                               "fsync=on or fsync=off", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_loyalty_order_confirm(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_loyalty_loc_conf_t  *llcf = conf;
+
+    char  *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    llcf->confirm_file = cf->conf_file->file.name;
+    llcf->confirm_line = cf->conf_file->line;
+
+    if (llcf->confirm) {
+        ngx_http_loyalty_needs_redis(cf, cmd);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_loyalty_preconfiguration(ngx_conf_t *cf)
 {
@@ -987,8 +1257,18 @@ ngx_http_loyalty_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_loyalty_checkout_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_loyalty_confirm_handler;
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_loyalty_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_loyalty_body_filter;
 
     return NGX_OK;
 }
@@ -999,7 +1279,32 @@ ngx_http_loyalty_header_filter(ngx_http_request_t *r)
 {
     ngx_http_loyalty_checkout_header_filter(r);
 
+    return ngx_http_loyalty_confirm_header_filter(r,
+                                                  ngx_http_next_header_filter);
+}
+
+
+static ngx_int_t
+ngx_http_loyalty_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    return ngx_http_loyalty_confirm_body_filter(r, in,
+                                                ngx_http_next_body_filter);
+}
+
+
+/* The filters after this module's, for a held answer let go later. */
+
+ngx_int_t
+ngx_http_loyalty_next_header_filter(ngx_http_request_t *r)
+{
     return ngx_http_next_header_filter(r);
+}
+
+
+ngx_int_t
+ngx_http_loyalty_next_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    return ngx_http_next_body_filter(r, in);
 }
 
 

@@ -14,6 +14,7 @@
 
 #include "loyalty_cart.h"
 #include "loyalty_money.h"
+#include "loyalty_rules.h"
 
 
 /* nginx 1.22 names no 422 */
@@ -42,6 +43,21 @@ typedef struct {
     int64_t                   point_value_per;  /* ... per this many points */
     ngx_uint_t                round;            /* loyalty_round_t */
     time_t                    reservation_ttl;
+    loyalty_program_t         program;
+    ngx_str_t                 earn_text;        /* money read at init */
+    ngx_str_t                 tier_text[LOYALTY_PROGRAM_MAX];
+    ngx_str_t                 timezone;
+    unsigned                  local_times:1;    /* a time used the zone */
+    time_t                    return_window;
+    time_t                    tier_window;
+    ngx_str_t                 program_json;     /* as published */
+    ngx_str_t                 program_version;
+    ngx_str_t                 tiers_arg;        /* "name:factor,..." */
+
+    /* the spool of order writes Redis did not take */
+    ngx_str_t                 spool;            /* directory, "" for none */
+    ngx_flag_t                spool_fsync;
+    ngx_uint_t                events_max;       /* stream length cap */
 
     /* guessing: failed coupon attempts per customer and per address */
     ngx_uint_t                attempts;         /* 0: not limited */
@@ -59,6 +75,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                health;
     ngx_flag_t                checkout;
+    ngx_flag_t                confirm;
     ngx_flag_t                admin;
     ngx_http_complex_value_t *customer;
     ngx_uint_t                mode;
@@ -76,9 +93,14 @@ typedef struct {
     ngx_int_t                 max_quantity;
     ngx_int_t                 max_units;
 
-    /* where loyalty_checkout and loyalty_admin are, for nginx -t */
+    /* the order id from the backend's JSON answer ("response:/id") */
+    ngx_str_t                 response_order_id;
+
+    /* where the flows are switched on, for nginx -t */
     ngx_str_t                 checkout_file;
     ngx_uint_t                checkout_line;
+    ngx_str_t                 confirm_file;
+    ngx_uint_t                confirm_line;
     ngx_str_t                 admin_file;
     ngx_uint_t                admin_line;
 } ngx_http_loyalty_loc_conf_t;
@@ -98,6 +120,33 @@ extern ngx_module_t  ngx_http_loyalty_module;
 
 /* ngx_http_loyalty_module.c */
 void ngx_http_loyalty_needs_redis(ngx_conf_t *cf, ngx_command_t *cmd);
+ngx_int_t ngx_http_loyalty_next_header_filter(ngx_http_request_t *r);
+ngx_int_t ngx_http_loyalty_next_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+/* ngx_http_loyalty_program.c */
+char *ngx_http_loyalty_earn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_loyalty_earn_include(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_multiplier(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_campaign(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_tier(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_loyalty_order_reward(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_referral_reward(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_referral_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_points_expire(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_timezone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_loyalty_program_init(ngx_conf_t *cf,
+    ngx_http_loyalty_main_conf_t *lmcf);
+ngx_int_t ngx_http_loyalty_program_publish(ngx_conf_t *cf,
+    ngx_http_loyalty_main_conf_t *lmcf);
 
 /* ngx_http_loyalty_health.c */
 ngx_int_t ngx_http_loyalty_health_handler(ngx_http_request_t *r);

@@ -21,6 +21,7 @@
 #include <hiredis/async.h>
 
 #include "ngx_http_loyalty_redis.h"
+#include "loyalty_keys.h"
 
 
 #define NGX_HTTP_LOYALTY_BACKOFF_MIN  50
@@ -233,9 +234,9 @@ ngx_http_loyalty_redis_send_init(void)
 {
     int                            argc;
     ngx_uint_t                     i;
-    const char                    *argv[3];
-    size_t                         argvlen[3];
-    u_char                         db[NGX_INT_T_LEN];
+    const char                    *argv[3], *pargv[6];
+    size_t                         argvlen[3], pargvlen[6];
+    u_char                         db[NGX_INT_T_LEN], vkey[24];
     ngx_http_loyalty_redis_t      *rd = &ngx_http_loyalty_redis;
     ngx_http_loyalty_main_conf_t  *lmcf = rd->conf;
 
@@ -283,6 +284,30 @@ ngx_http_loyalty_redis_send_init(void)
 
         rd->init_pending++;
     }
+
+    /* the program this nginx runs, for the worker */
+    pargv[0] = "HSET";
+    pargv[1] = LOYALTY_KEY_PROGRAM;
+    pargv[2] = "current";
+    pargv[3] = (char *) lmcf->program_version.data;
+    pargv[4] = (char *) vkey;
+    pargv[5] = (char *) lmcf->program_json.data;
+    pargvlen[0] = 4;
+    pargvlen[1] = sizeof(LOYALTY_KEY_PROGRAM) - 1;
+    pargvlen[2] = 7;
+    pargvlen[3] = lmcf->program_version.len;
+    pargvlen[4] = ngx_sprintf(vkey, "v:%V", &lmcf->program_version) - vkey;
+    pargvlen[5] = lmcf->program_json.len;
+
+    if (ngx_http_loyalty_redis_send(6, pargv, pargvlen,
+                                    lmcf->redis_connect_timeout,
+                                    ngx_http_loyalty_redis_init_reply, NULL)
+        == NULL)
+    {
+        return;
+    }
+
+    rd->init_pending++;
 
     for (i = 0; i < LOYALTY_SCRIPT_N; i++) {
         argv[0] = "SCRIPT";
@@ -381,6 +406,17 @@ ngx_http_loyalty_redis_eval(loyalty_script_id_t script, int argc,
     cmd->argvlen = argvlen;
 
     return cmd;
+}
+
+
+ngx_http_loyalty_redis_cmd_t *
+ngx_http_loyalty_redis_command(int argc, const char **argv, size_t *argvlen,
+    ngx_http_loyalty_redis_handler_pt handler, void *data)
+{
+    return ngx_http_loyalty_redis_send(argc, argv, argvlen,
+                                       ngx_http_loyalty_redis.conf
+                                           ->redis_timeout,
+                                       handler, data);
 }
 
 

@@ -77,6 +77,11 @@ ngx_http_loyalty_redis_cmd_t *ngx_http_loyalty_redis_eval(
 void ngx_http_loyalty_redis_fire(loyalty_script_id_t script, ngx_str_t *keys,
     ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
 
+/* Sends a plain command, with the same deadline and the same rules. */
+ngx_http_loyalty_redis_cmd_t *ngx_http_loyalty_redis_command(int argc,
+    const char **argv, size_t *argvlen,
+    ngx_http_loyalty_redis_handler_pt handler, void *data);
+
 /* Detaches the caller: its handler will not be called, argv is released. */
 void ngx_http_loyalty_redis_cancel(ngx_http_loyalty_redis_cmd_t *cmd);
 

@@ -7,6 +7,7 @@
 
 #include "ngx_http_loyalty_module.h"
 #include "ngx_http_loyalty_checkout.h"
+#include "ngx_http_loyalty_confirm.h"
 
 
 enum {
@@ -18,7 +19,12 @@ enum {
     NGX_HTTP_LOYALTY_VAR_POINTS_STATUS,
     NGX_HTTP_LOYALTY_VAR_POINTS_REDEEMED,
     NGX_HTTP_LOYALTY_VAR_REDEEM_VALUE,
-    NGX_HTTP_LOYALTY_VAR_SHADOW
+    NGX_HTTP_LOYALTY_VAR_POINTS_ESTIMATE,
+    NGX_HTTP_LOYALTY_VAR_SHADOW,
+    NGX_HTTP_LOYALTY_VAR_ORDER_ID,
+    NGX_HTTP_LOYALTY_VAR_ORDER_STATUS,
+    NGX_HTTP_LOYALTY_VAR_POINTS_EARNED,
+    NGX_HTTP_LOYALTY_VAR_POINTS_PENDING
 };
 
 
@@ -26,6 +32,9 @@ static ngx_int_t ngx_http_loyalty_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_str_t *ngx_http_loyalty_variable_value(ngx_http_request_t *r,
     ngx_http_loyalty_checkout_t *ctx, uintptr_t which);
+static ngx_str_t *ngx_http_loyalty_order_value(ngx_http_request_t *r,
+    ngx_http_loyalty_confirm_t *ctx, uintptr_t which);
+static ngx_str_t *ngx_http_loyalty_number(ngx_pool_t *pool, int64_t n);
 
 
 static ngx_http_variable_t  ngx_http_loyalty_vars[] = {
@@ -54,8 +63,23 @@ static ngx_http_variable_t  ngx_http_loyalty_vars[] = {
     { ngx_string("loyalty_redeem_value"), NULL, ngx_http_loyalty_variable,
       NGX_HTTP_LOYALTY_VAR_REDEEM_VALUE, 0, 0 },
 
+    { ngx_string("loyalty_points_estimate"), NULL, ngx_http_loyalty_variable,
+      NGX_HTTP_LOYALTY_VAR_POINTS_ESTIMATE, 0, 0 },
+
     { ngx_string("loyalty_shadow"), NULL, ngx_http_loyalty_variable,
       NGX_HTTP_LOYALTY_VAR_SHADOW, 0, 0 },
+
+    { ngx_string("loyalty_order_id"), NULL, ngx_http_loyalty_variable,
+      NGX_HTTP_LOYALTY_VAR_ORDER_ID, 0, 0 },
+
+    { ngx_string("loyalty_order_status"), NULL, ngx_http_loyalty_variable,
+      NGX_HTTP_LOYALTY_VAR_ORDER_STATUS, 0, 0 },
+
+    { ngx_string("loyalty_points_earned"), NULL, ngx_http_loyalty_variable,
+      NGX_HTTP_LOYALTY_VAR_POINTS_EARNED, 0, 0 },
+
+    { ngx_string("loyalty_points_pending"), NULL, ngx_http_loyalty_variable,
+      NGX_HTTP_LOYALTY_VAR_POINTS_PENDING, 0, 0 },
 
       ngx_http_null_variable
 };
@@ -89,14 +113,22 @@ ngx_http_loyalty_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_loyalty_module);
 
-    if (ctx == NULL || ctx->flow != NGX_HTTP_LOYALTY_FLOW_CHECKOUT
-        || !ctx->done)
-    {
+    if (ctx == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    s = ngx_http_loyalty_variable_value(r, ctx, data);
+    /* every flow's context starts with its flow */
+    if (ctx->flow == NGX_HTTP_LOYALTY_FLOW_CONFIRM) {
+        s = ngx_http_loyalty_order_value(r, (ngx_http_loyalty_confirm_t *)
+                                               ctx, data);
+
+    } else if (ctx->done) {
+        s = ngx_http_loyalty_variable_value(r, ctx, data);
+
+    } else {
+        s = NULL;
+    }
 
     if (s == NULL || s->len == 0) {
         v->not_found = 1;
@@ -117,8 +149,10 @@ static ngx_str_t *
 ngx_http_loyalty_variable_value(ngx_http_request_t *r,
     ngx_http_loyalty_checkout_t *ctx, uintptr_t which)
 {
-    ngx_str_t   *s;
-    const char  *name;
+    ngx_str_t                     *s;
+    const char                    *name;
+    loyalty_earning_t              how;
+    ngx_http_loyalty_main_conf_t  *lmcf;
 
     if (which == NGX_HTTP_LOYALTY_VAR_SHADOW) {
         return ctx->shadow ? ngx_http_loyalty_checkout_shadow_text(ctx,
@@ -156,18 +190,28 @@ ngx_http_loyalty_variable_value(ngx_http_request_t *r,
                                       ctx->cart.decimals);
 
     case NGX_HTTP_LOYALTY_VAR_POINTS_REDEEMED:
-        s = ngx_palloc(r->pool, sizeof(ngx_str_t) + NGX_INT64_LEN);
-        if (s == NULL) {
-            return NULL;
-        }
+        return ngx_http_loyalty_number(r->pool,
+                                       ctx->points_status
+                                       == NGX_HTTP_LOYALTY_POINTS_HELD
+                                       ? ctx->cart.points : 0);
 
-        s->data = (u_char *) (s + 1);
-        s->len = ngx_sprintf(s->data, "%L",
-                             ctx->points_status
-                             == NGX_HTTP_LOYALTY_POINTS_HELD
-                             ? ctx->cart.points : 0)
-                 - s->data;
-        return s;
+    case NGX_HTTP_LOYALTY_VAR_POINTS_ESTIMATE:
+        lmcf = ngx_http_get_module_main_conf(r, ngx_http_loyalty_module);
+
+        return ngx_http_loyalty_number(r->pool,
+            loyalty_points_earned(&lmcf->program, &ctx->cart,
+                                  ctx->coupon_status == LOYALTY_COUPON_VALID
+                                  ? ctx->verdict.discount : 0,
+                                  ctx->points_status
+                                  == NGX_HTTP_LOYALTY_POINTS_HELD
+                                  ? ctx->redeem_value : 0,
+                                  ngx_time(), &how));
+
+    case NGX_HTTP_LOYALTY_VAR_ORDER_ID:
+    case NGX_HTTP_LOYALTY_VAR_ORDER_STATUS:
+    case NGX_HTTP_LOYALTY_VAR_POINTS_EARNED:
+    case NGX_HTTP_LOYALTY_VAR_POINTS_PENDING:
+        return NULL;
 
     case NGX_HTTP_LOYALTY_VAR_COUPON_STATUS:
         if (ctx->coupon_status == NGX_HTTP_LOYALTY_NONE) {
@@ -193,6 +237,69 @@ ngx_http_loyalty_variable_value(ngx_http_request_t *r,
 
     s->data = (u_char *) name;
     s->len = ngx_strlen(name);
+
+    return s;
+}
+
+
+/* The order confirmation's variables; the checkout's are not set there. */
+
+static ngx_str_t *
+ngx_http_loyalty_order_value(ngx_http_request_t *r,
+    ngx_http_loyalty_confirm_t *ctx, uintptr_t which)
+{
+    ngx_str_t  *s;
+
+    switch (which) {
+
+    case NGX_HTTP_LOYALTY_VAR_CUSTOMER:
+        return &ctx->customer;
+
+    case NGX_HTTP_LOYALTY_VAR_ORDER_ID:
+        return &ctx->order;
+
+    case NGX_HTTP_LOYALTY_VAR_ORDER_STATUS:
+        s = ngx_palloc(r->pool, sizeof(ngx_str_t));
+        if (s == NULL) {
+            return NULL;
+        }
+
+        s->data = (u_char *) ngx_http_loyalty_order_status_name(ctx->status);
+        s->len = ngx_strlen(s->data);
+        return s;
+
+    case NGX_HTTP_LOYALTY_VAR_POINTS_EARNED:
+        switch (ctx->status) {
+        case NGX_HTTP_LOYALTY_ORDER_RECORDED:
+        case NGX_HTTP_LOYALTY_ORDER_REPLAYED:
+        case NGX_HTTP_LOYALTY_ORDER_SPOOLED:
+            return ngx_http_loyalty_number(r->pool, ctx->points);
+        default:
+            return NULL;
+        }
+
+    case NGX_HTTP_LOYALTY_VAR_POINTS_PENDING:
+        return ctx->total >= 0 ? ngx_http_loyalty_number(r->pool, ctx->total)
+                               : NULL;
+
+    default:
+        return NULL;
+    }
+}
+
+
+static ngx_str_t *
+ngx_http_loyalty_number(ngx_pool_t *pool, int64_t n)
+{
+    ngx_str_t  *s;
+
+    s = ngx_palloc(pool, sizeof(ngx_str_t) + NGX_INT64_LEN);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    s->data = (u_char *) (s + 1);
+    s->len = ngx_sprintf(s->data, "%L", n) - s->data;
 
     return s;
 }

@@ -188,7 +188,7 @@ HTTP
     '"loyalty_checkout" in ' . $t->dir . '/nginx-t.conf:7 needs '
     . '"loyalty_customer"');
 
-refused('an unknown loyalty_field name', <<'HTTP', 'unknown field "line.colour" in "loyalty_field", expected one of customer, checkout_id, order_id, currency, lines, shipping, tax, coupon, points, referral, line.sku, line.brand, line.category, line.price, line.quantity');
+refused('an unknown loyalty_field name', <<'HTTP', 'unknown field "line.colour" in "loyalty_field", expected one of customer, checkout_id, order_id, currency, lines, shipping, tax, coupon, points, referral, discount, line.sku, line.brand, line.category, line.price, line.quantity');
 http { loyalty_field line.colour /colour; }
 HTTP
 

@@ -40,14 +40,14 @@ static loyalty_cart_rc_t loyalty_cart_fail(loyalty_cart_reader_t *rd,
 
 static const char  *loyalty_field_names[LOYALTY_FIELD_N] = {
     "customer", "checkout_id", "order_id", "currency", "lines", "shipping",
-    "tax", "coupon", "points", "referral", "line.sku", "line.brand",
-    "line.category", "line.price", "line.quantity"
+    "tax", "coupon", "points", "referral", "discount", "line.sku",
+    "line.brand", "line.category", "line.price", "line.quantity"
 };
 
 static const char  *loyalty_field_defaults[LOYALTY_FIELD_N] = {
     "/customer", "/checkout_id", "/order_id", "/currency", "/lines",
-    "/shipping", "/tax", "/coupon", "/points", "/referral", "/sku", "/brand",
-    "/category", "/price", "/quantity"
+    "/shipping", "/tax", "/coupon", "/points", "/referral", "/discount_total",
+    "/sku", "/brand", "/category", "/price", "/quantity"
 };
 
 
@@ -164,6 +164,8 @@ loyalty_cart_read(const loyalty_json_t *root, const loyalty_cart_spec_t *spec,
                                     cart->decimals, &cart->shipping))
         || (rc = loyalty_cart_money(&rd, root, LOYALTY_FIELD_TAX,
                                     cart->decimals, &cart->tax))
+        || (rc = loyalty_cart_money(&rd, root, LOYALTY_FIELD_DISCOUNT,
+                                    cart->decimals, &cart->discount))
         || (rc = loyalty_cart_count(&rd, root, LOYALTY_FIELD_POINTS, 0,
                                     spec->max_points, &cart->points))
         || (rc = loyalty_cart_norm_code(&rd, root, LOYALTY_FIELD_COUPON,

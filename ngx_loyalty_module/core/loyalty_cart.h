@@ -29,6 +29,7 @@ typedef enum {
     LOYALTY_FIELD_COUPON,
     LOYALTY_FIELD_POINTS,
     LOYALTY_FIELD_REFERRAL,
+    LOYALTY_FIELD_DISCOUNT,
     LOYALTY_FIELD_LINE_SKU,
     LOYALTY_FIELD_LINE_BRAND,
     LOYALTY_FIELD_LINE_CATEGORY,
@@ -76,6 +77,7 @@ typedef struct {
     int64_t             shipping;
     int64_t             tax;
     int64_t             points;         /* to redeem; 0 when none */
+    int64_t             discount;       /* the shop applied, minor units */
     loyalty_str_t       coupon;         /* normalised; empty when none */
     loyalty_str_t       referral;       /* normalised; empty when none */
 } loyalty_cart_t;

@@ -1,3 +1,4 @@
+#include <stdint.h>
 #include <stdio.h>
 
 #include "loyalty_keys.h"
@@ -13,4 +14,48 @@ loyalty_key(char *buf, const char *kind, const char *id, size_t len,
                  (int) len, id, suffix);
 
     return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+}
+
+
+/* FNV-1a: stable across machines and versions, which the shards must be. */
+
+static unsigned
+loyalty_shard(const char *s, size_t len)
+{
+    size_t    i;
+    uint32_t  h;
+
+    h = 2166136261u;
+
+    for (i = 0; i < len; i++) {
+        h ^= (unsigned char) s[i];
+        h *= 16777619u;
+    }
+
+    return h % LOYALTY_DUE_SHARDS;
+}
+
+
+size_t
+loyalty_key_due(char *buf, const char *customer, size_t len, long long due)
+{
+    int  n;
+
+    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{due:%u}:%lld",
+                 loyalty_shard(customer, len), due / 3600);
+
+    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+}
+
+
+size_t
+loyalty_due_member(char *buf, size_t size, const char *customer, size_t clen,
+    const char *order, size_t olen)
+{
+    int  n;
+
+    n = snprintf(buf, size, "%.*s %.*s", (int) clen, customer, (int) olen,
+                 order);
+
+    return n < (int) size ? (size_t) n : size - 1;
 }

@@ -14,6 +14,9 @@
  *   loyalty:{customer:ID}:holds      points held per checkout (zset)
  *   loyalty:{customer:ID}:holdv      how many points each holds (hash)
  *   loyalty:{batch:ID}               a bulk generation of coupons (hash)
+ *   loyalty:{due:S}:H                orders due in hour H, shard S (set)
+ *   loyalty:{program}                the published program (hash)
+ *   loyalty:{events}                 events for the shop's mailer (stream)
  *   loyalty:{workers}                live loyalty-workers (zset)
  */
 
@@ -24,6 +27,15 @@
 
 
 #define LOYALTY_KEY_PREFIX   "loyalty:"
+
+/* hash: "current" the version nginx runs, "v:<version>" its JSON */
+#define LOYALTY_KEY_PROGRAM  LOYALTY_KEY_PREFIX "{program}"
+
+/* stream of events for the shop's mailer */
+#define LOYALTY_KEY_EVENTS   LOYALTY_KEY_PREFIX "{events}"
+
+/* orders fall in one of this many shards of the due index, by customer */
+#define LOYALTY_DUE_SHARDS   16
 
 /* sorted set: member host:pid, score the unix time of its last pass */
 #define LOYALTY_KEY_WORKERS  LOYALTY_KEY_PREFIX "{workers}"
@@ -42,5 +54,16 @@
  */
 size_t loyalty_key(char *buf, const char *kind, const char *id, size_t len,
     const char *suffix);
+
+/*
+ * The due-index set of a customer's orders due at a time:
+ * loyalty:{due:S}:H with S the customer's shard and H the hour of due.
+ */
+size_t loyalty_key_due(char *buf, const char *customer, size_t len,
+    long long due);
+
+/* The member of an order in the due index: "customer order". */
+size_t loyalty_due_member(char *buf, size_t size, const char *customer,
+    size_t clen, const char *order, size_t olen);
 
 #endif /* LOYALTY_KEYS_H */

@@ -356,6 +356,7 @@ custom_pointers_map_a_shop_schema(void **state)
     spec.pointer[LOYALTY_FIELD_CURRENCY] = "/cart/currency";
     spec.pointer[LOYALTY_FIELD_LINES] = "/cart/items";
     spec.pointer[LOYALTY_FIELD_COUPON] = "/discount/code";
+    spec.pointer[LOYALTY_FIELD_DISCOUNT] = "/discount/amount";
     spec.pointer[LOYALTY_FIELD_LINE_SKU] = "/product/sku";
     spec.pointer[LOYALTY_FIELD_LINE_PRICE] = "/unit_price";
     spec.pointer[LOYALTY_FIELD_LINE_QUANTITY] = "/qty";
