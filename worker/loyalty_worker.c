@@ -20,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "loyalty_keys.h"
+#include "loyalty_script.h"
 #include "loyalty_worker.h"
 
 
@@ -138,6 +139,9 @@ usage(FILE *out)
 "  -L, --log-level LEVEL  error, warn, info or debug (default info)\n"
 "  -b, --batch N          items per batch (default 1000)\n"
 "  -i, --interval MS      pause between passes (default 1000)\n"
+"  -s, --spool DIR        nginx's loyalty_spool directory: replay what it\n"
+"                         holds (run the worker on every nginx server)\n"
+"  -e, --events-max N     cap of the events stream (default 1000000)\n"
 "  -1, --once             run one pass and exit (for cron); the exit\n"
 "                         status says whether it succeeded\n"
 "  -h, --help             this text\n"
@@ -165,6 +169,8 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
         { "log-level", required_argument, NULL, 'L' },
         { "batch",     required_argument, NULL, 'b' },
         { "interval",  required_argument, NULL, 'i' },
+        { "spool",     required_argument, NULL, 's' },
+        { "events-max", required_argument, NULL, 'e' },
         { "once",      no_argument,       NULL, '1' },
         { "help",      no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -176,8 +182,9 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
     conf->log_level = WORKER_LOG_INFO;
     conf->batch = 1000;
     conf->interval = 1000;
+    conf->events_max = 1000000;
 
-    while ((c = getopt_long(argc, argv, "r:u:p:d:t:l:L:b:i:1h", options,
+    while ((c = getopt_long(argc, argv, "r:u:p:d:t:l:L:b:i:s:e:1h", options,
                             NULL))
            != -1)
     {
@@ -197,6 +204,10 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
 
         case 'l':
             conf->log_path = optarg;
+            continue;
+
+        case 's':
+            conf->spool = optarg;
             continue;
 
         case 'L':
@@ -222,6 +233,7 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
         case 't':
         case 'b':
         case 'i':
+        case 'e':
             errno = 0;
             n = strtol(optarg, &end, 10);
 
@@ -239,6 +251,8 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
                 conf->timeout = n;
             } else if (c == 'b') {
                 conf->batch = n;
+            } else if (c == 'e') {
+                conf->events_max = n;
             } else {
                 conf->interval = n;
             }
@@ -348,7 +362,7 @@ worker_pass(worker_t *w)
         }
     }
 
-    if (worker_heartbeat(w) != 0) {
+    if (worker_heartbeat(w) != 0 || worker_spool_replay(w) < 0) {
         redisFree(w->redis);
         w->redis = NULL;
         return -1;
@@ -366,6 +380,7 @@ worker_pass(worker_t *w)
 static redisContext *
 worker_connect(worker_t *w)
 {
+    int              i;
     char            *host, *colon;
     long             port;
     redisReply      *reply;
@@ -433,7 +448,36 @@ worker_connect(worker_t *w)
         }
     }
 
+    /* the scripts, as nginx loads them: EVALSHA needs them */
+    for (i = 0; i < LOYALTY_SCRIPT_N; i++) {
+        reply = redisCommand(c, "SCRIPT LOAD %b", loyalty_scripts[i].source,
+                             loyalty_scripts[i].len);
+
+        if (worker_reply_ok(w, c, reply) != 0) {
+            redisFree(c);
+            return NULL;
+        }
+    }
+
     return c;
+}
+
+
+/* A command; NULL (logged once per incident) when Redis did not answer. */
+
+redisReply *
+worker_redis_argv(worker_t *w, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    redisReply  *reply;
+
+    reply = redisCommandArgv(w->redis, argc, argv, argvlen);
+
+    if (reply == NULL) {
+        worker_redis_error(w, w->redis->errstr);
+    }
+
+    return reply;
 }
 
 

@@ -25,6 +25,8 @@ typedef struct {
     long            batch;
     long            interval;       /* ms */
     int             once;
+    const char     *spool;          /* nginx's loyalty_spool, or NULL */
+    long            events_max;
 } worker_conf_t;
 
 
@@ -41,5 +43,10 @@ void worker_log(int level, const char *fmt, ...)
 void worker_reopen_log(void);
 void worker_redis_error(worker_t *w, const char *what);
 int worker_reply_ok(worker_t *w, redisContext *c, redisReply *reply);
+redisReply *worker_redis_argv(worker_t *w, int argc, const char **argv,
+    const size_t *argvlen);
+
+/* worker_spool.c */
+int worker_spool_replay(worker_t *w);
 
 #endif /* LOYALTY_WORKER_H */

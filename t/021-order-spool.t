@@ -1,0 +1,234 @@
+# Never lose an accrual: what Redis does not take goes to the spool, and
+# loyalty-worker replays it, exactly once in effect.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use JSON::PP;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use Loyalty::Test;
+
+my $JSON = JSON::PP->new->canonical;
+
+sub shop {
+    my (%opt) = @_;
+
+    my $t = Loyalty::Test->new(workers => $opt{workers} // 1);
+    my $spool = $t->dir . '/spool';
+
+    mkdir $spool;
+    chmod 0777, $spool;
+
+    $t->{spool} = $spool;
+    $t->{http_config} = <<"HTTP";
+    loyalty_currency EUR;
+    loyalty_earn 10 per 1.00;
+    loyalty_spool $spool;
+    loyalty_redis_timeout 200ms;
+HTTP
+    $t->{backend} = <<'BACKEND';
+        default_type application/json;
+        location / { return 201 '{"shop":"confirmed"}'; }
+BACKEND
+    $t->{config} = <<"CONFIG";
+        location /orders {
+            loyalty_order_confirm on;
+            loyalty_customer \$http_x_customer_id;
+            add_header X-Order-Status \$loyalty_order_status always;
+            add_header X-Points \$loyalty_points_earned always;
+            proxy_pass http://127.0.0.1:$t->{backend_port};
+        }
+CONFIG
+
+    return $t->start;
+}
+
+sub order {
+    my ($i) = @_;
+
+    return $JSON->encode({
+        order_id => "o-$i", checkout_id => "c-$i", currency => 'EUR',
+        lines => [ { sku => 'A', price => '12.34', quantity => 1 } ],
+    });
+}
+
+sub spool_lines {
+    my ($t) = @_;
+
+    my @lines;
+
+    for my $f (glob "$t->{spool}/orders.*") {
+        open my $fh, '<', $f or next;
+        local $/;
+        push @lines, split /(?<=\n)/, <$fh>;
+    }
+
+    return @lines;
+}
+
+sub accruals {
+    my ($t, $customer) = @_;
+
+    my %h = @{ $t->redis->cmd('HGETALL', "loyalty:{customer:$customer}") };
+    return { map { $_ => $h{$_} } grep { /^o:/ } keys %h };
+}
+
+subtest 'Redis stopped during 200 confirmations: all spooled, then '
+        . 'replayed exactly once' => sub {
+    my $t = shop();
+
+    $t->stop_redis;
+
+    my @res = $t->parallel(200, POST => '/orders',
+        headers => { 'Content-Type' => 'application/json',
+                     'X-Customer-Id' => '42' },
+        body => sub { order($_[0]) });
+
+    is(scalar(grep { $_->{status} == 201 } @res), 200,
+       'every order was confirmed to the shopper');
+    is(scalar(grep { ($_->{headers}{'x-order-status'} // '') eq 'spooled' }
+              @res), 200, 'every one reported as spooled');
+    is(scalar(grep { ($_->{headers}{'x-points'} // '') eq '123' } @res), 200,
+       'each with the points it earns (12.34 at 10 per 1.00)');
+
+    my @lines = spool_lines($t);
+    is(scalar @lines, 200, '200 lines in the spool');
+    is(scalar(grep { /\n\z/ && eval { $JSON->decode($_) } } @lines), 200,
+       'every line a whole JSON record');
+
+    $t->start_redis;
+
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $t->{spool});
+    is($rc, 0, 'the worker replayed the spool') or diag($out);
+
+    my $a = accruals($t, 42);
+    is(scalar keys %$a, 200, '200 accruals');
+    is(scalar(grep { /^P\|123\|/ } values %$a), 200,
+       'each pending with its 123 points');
+    is($t->redis->cmd('HGET', 'loyalty:{customer:42}', 'p'), 200 * 123,
+       'the pending total is exact');
+    is($t->redis->cmd('HGET', 'loyalty:{customer:42}', 'n'), 200,
+       'and 200 orders counted');
+    is($t->redis->cmd('XLEN', 'loyalty:{events}'), 200,
+       'one points_earned event per order');
+    is(scalar spool_lines($t), 0, 'the spool is empty');
+
+    my $due = 0;
+    $due += $t->redis->cmd('SCARD', $_)
+        for @{ $t->redis->cmd('KEYS', 'loyalty:{due:*') };
+    is($due, 200, 'every order is in the due index');
+
+    $t->stop;
+};
+
+subtest 'replaying the same lines twice changes nothing more' => sub {
+    my $t = shop();
+
+    $t->stop_redis;
+    $t->parallel(20, POST => '/orders',
+        headers => { 'Content-Type' => 'application/json',
+                     'X-Customer-Id' => '7' },
+        body => sub { order($_[0]) });
+
+    my @lines = spool_lines($t);
+    $t->start_redis;
+
+    $t->run_worker('--once', '--spool', $t->{spool});
+    my $first = { @{ $t->redis->cmd('HGETALL', 'loyalty:{customer:7}') } };
+
+    # the same records again, as if a replay had been cut off and retried
+    open my $fh, '>', "$t->{spool}/orders.1.log" or die $!;
+    print $fh @lines;
+    close $fh;
+
+    my ($rc) = $t->run_worker('--once', '--spool', $t->{spool});
+    is($rc, 0, 'replayed again');
+
+    is_deeply({ @{ $t->redis->cmd('HGETALL', 'loyalty:{customer:7}') } },
+              $first, 'the account is exactly as after the first replay');
+    is($t->redis->cmd('XLEN', 'loyalty:{events}'), 20,
+       'and no event was sent twice');
+
+    $t->stop;
+};
+
+subtest 'a line that is not a record is set aside, the others replayed' =>
+sub {
+    my $t = shop();
+
+    $t->stop_redis;
+    $t->parallel(3, POST => '/orders',
+        headers => { 'Content-Type' => 'application/json',
+                     'X-Customer-Id' => '9' },
+        body => sub { order($_[0]) });
+    $t->start_redis;
+
+    my ($file) = glob "$t->{spool}/orders.*.log";
+    open my $fh, '>>', $file or die $!;
+    print $fh "{\"v\":1,\"broken\n";
+    close $fh;
+
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $t->{spool});
+    is($rc, 0, 'the pass succeeded');
+    like($out, qr/\[error\].*a spooled line is not a spool record; set aside/,
+         'the bad line is reported');
+    is(scalar keys %{ accruals($t, 9) }, 3, 'the three orders replayed');
+
+    open $fh, '<', "$t->{spool}/rejected.log" or die $!;
+    my @rejected = <$fh>;
+    is_deeply(\@rejected, ["{\"v\":1,\"broken\n"], 'kept in rejected.log');
+
+    $t->stop;
+};
+
+subtest 'two nginx workers spooling at once keep every line whole' => sub {
+    my $t = shop(workers => 2);
+
+    $t->stop_redis;
+
+    my @res = $t->parallel(400, POST => '/orders',
+        headers => { 'Content-Type' => 'application/json',
+                     'X-Customer-Id' => '5' },
+        body => sub { order($_[0]) });
+
+    is(scalar(grep { $_->{status} == 201 } @res), 400, '400 confirmed');
+
+    my @files = glob "$t->{spool}/orders.*.log";
+    cmp_ok(scalar @files, '>=', 1, 'a file per worker that spooled');
+
+    my @lines = spool_lines($t);
+    is(scalar @lines, 400, '400 lines');
+
+    my %orders = map { ($JSON->decode($_)->{order} => 1) }
+                 grep { /\n\z/ } @lines;
+    is(scalar keys %orders, 400, 'each a whole record of its own order');
+
+    $t->stop;
+};
+
+subtest 'Redis down while the worker replays: the file waits, nothing lost' =>
+sub {
+    my $t = shop();
+
+    $t->stop_redis;
+    $t->parallel(5, POST => '/orders',
+        headers => { 'Content-Type' => 'application/json',
+                     'X-Customer-Id' => '3' },
+        body => sub { order($_[0]) });
+
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $t->{spool},
+                                    '--timeout', '200');
+    is($rc, 1, 'the pass failed');
+    is(scalar spool_lines($t), 5, 'the five records wait');
+
+    $t->start_redis;
+    ($rc) = $t->run_worker('--once', '--spool', $t->{spool});
+    is($rc, 0, 'replayed once Redis is back');
+    is(scalar keys %{ accruals($t, 3) }, 5, 'all five accrued');
+
+    $t->stop;
+};
+
+done_testing();
