@@ -10,6 +10,7 @@ static int64_t loyalty_best_campaign(const loyalty_program_t *p,
     const loyalty_line_t *line, int64_t now);
 static const loyalty_str_t *loyalty_line_key(const loyalty_line_t *line,
     int kind);
+static int loyalty_json_scoped(const loyalty_json_t *obj);
 static int64_t loyalty_json_int(const loyalty_json_t *obj, const char *key);
 static int loyalty_json_str(const loyalty_json_t *obj, const char *key,
     loyalty_str_t *out);
@@ -135,7 +136,8 @@ loyalty_points_earned(const loyalty_program_t *p, const loyalty_cart_t *cart,
         break;
     }
 
-    points = (int64_t) q;
+    /* the most 64 bits hold rather than a wrapped number */
+    points = q > INT64_MAX ? INT64_MAX : (int64_t) q;
     how->points = points;
 
     return points;
@@ -150,7 +152,7 @@ loyalty_best_multiplier(const loyalty_program_t *p, const loyalty_line_t *line)
     const loyalty_str_t         *key;
     const loyalty_multiplier_t  *m;
 
-    best = LOYALTY_FACTOR_ONE;
+    best = -1;
 
     for (i = 0; i < p->nmultipliers; i++) {
         m = &p->multipliers[i];
@@ -161,7 +163,8 @@ loyalty_best_multiplier(const loyalty_program_t *p, const loyalty_line_t *line)
         }
     }
 
-    return best;
+    /* a line no multiplier names earns 1x; a named one may earn less */
+    return (best < 0) ? LOYALTY_FACTOR_ONE : best;
 }
 
 
@@ -176,7 +179,7 @@ loyalty_best_campaign(const loyalty_program_t *p, const loyalty_line_t *line,
     const loyalty_str_t       *key;
     const loyalty_campaign_t  *c;
 
-    best = LOYALTY_FACTOR_ONE;
+    best = -1;
 
     for (i = 0; i < p->ncampaigns; i++) {
         c = &p->campaigns[i];
@@ -202,7 +205,7 @@ loyalty_best_campaign(const loyalty_program_t *p, const loyalty_line_t *line,
         }
     }
 
-    return best;
+    return (best < 0) ? LOYALTY_FACTOR_ONE : best;
 }
 
 
@@ -328,7 +331,7 @@ loyalty_program_read(const loyalty_json_t *root, loyalty_program_t *p)
         return -1;
     }
 
-    if (loyalty_json_str(root, "currency", &s) != 0 || s.len > 3) {
+    if (loyalty_json_str(root, "currency", &s) != 0 || s.len != 3) {
         return -1;
     }
 
@@ -347,7 +350,12 @@ loyalty_program_read(const loyalty_json_t *root, loyalty_program_t *p)
             && memcmp(loyalty_round_names[i], s.data, s.len) == 0)
         {
             p->earn_round = (loyalty_round_t) i;
+            break;
         }
+    }
+
+    if (i == sizeof(loyalty_round_names) / sizeof(char *)) {
+        return -1;
     }
 
     list = loyalty_json_get(root, "multipliers", 11);
@@ -365,6 +373,10 @@ loyalty_program_read(const loyalty_json_t *root, loyalty_program_t *p)
         p->multipliers[n++].factor = loyalty_json_int(v, "factor");
     }
 
+    if (v != NULL) {
+        return -1;    /* more than the program holds */
+    }
+
     p->nmultipliers = n;
 
     list = loyalty_json_get(root, "campaigns", 9);
@@ -380,12 +392,21 @@ loyalty_program_read(const loyalty_json_t *root, loyalty_program_t *p)
         if (loyalty_json_match(v, &p->campaigns[n].kind,
                                &p->campaigns[n].value) != 0)
         {
+            /* a scope that is not a string must not widen to every line */
+            if (loyalty_json_scoped(v)) {
+                return -1;
+            }
+
             p->campaigns[n].kind = LOYALTY_ANY_LINE;
         }
 
         p->campaigns[n].factor = loyalty_json_int(v, "factor");
         p->campaigns[n].starts_at = loyalty_json_int(v, "starts_at");
         p->campaigns[n++].ends_at = loyalty_json_int(v, "ends_at");
+    }
+
+    if (v != NULL) {
+        return -1;    /* more than the program holds */
     }
 
     p->ncampaigns = n;
@@ -404,6 +425,10 @@ loyalty_program_read(const loyalty_json_t *root, loyalty_program_t *p)
 
         p->tiers[n].threshold = loyalty_json_int(v, "threshold");
         p->tiers[n++].factor = loyalty_json_int(v, "factor");
+    }
+
+    if (v != NULL) {
+        return -1;    /* more than the program holds */
     }
 
     p->ntiers = n;
@@ -445,7 +470,9 @@ loyalty_json_int(const loyalty_json_t *obj, const char *key)
     n = 0;
 
     for (i = negative; i < v->len; i++) {
-        if (v->text[i] < '0' || v->text[i] > '9') {
+        if (v->text[i] < '0' || v->text[i] > '9'
+            || n > (INT64_MAX - (v->text[i] - '0')) / 10)
+        {
             return 0;
         }
 
@@ -490,4 +517,23 @@ loyalty_json_match(const loyalty_json_t *obj, int *kind, loyalty_str_t *value)
     }
 
     return -1;
+}
+
+
+/* Whether an object names a line scope, whatever the value's type. */
+
+static int
+loyalty_json_scoped(const loyalty_json_t *obj)
+{
+    int  k;
+
+    for (k = 0; k < LOYALTY_MATCH_N; k++) {
+        if (loyalty_json_get(obj, loyalty_match_keys[k],
+                             strlen(loyalty_match_keys[k])) != NULL)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
