@@ -78,7 +78,10 @@ module: $(NGX_BUILD)/objs/Makefile | deps
 	@sh tools/embed-lua.sh $(NGX_BUILD)/objs/addon/loyalty/loyalty_lua.h \
 	    $(LUA_SRCS)
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
-	cp -p $(NGX_BUILD)/objs/ngx_http_loyalty_module.so $(MODULE_SO)
+	@# a new file under the name, never a write into the loaded one
+	cmp -s $(NGX_BUILD)/objs/ngx_http_loyalty_module.so $(MODULE_SO) \
+	    || { cp $(NGX_BUILD)/objs/ngx_http_loyalty_module.so $(MODULE_SO).tmp \
+	         && mv -f $(MODULE_SO).tmp $(MODULE_SO); }
 
 # --- the worker and the unit tests share the pure core ---------------------
 
@@ -90,8 +93,9 @@ worker: $(WORKER)
 
 $(WORKER): $(WORKER_SRCS) $(wildcard worker/*.h) $(CORE_SRCS) $(CORE_HDRS) \
            $(LUA_HDR) | deps
-	$(CC) $(CFLAGS) -I$(CORE_DIR) -I$(GEN) -o $@ $(WORKER_SRCS) \
+	$(CC) $(CFLAGS) -I$(CORE_DIR) -I$(GEN) -o $@.tmp $(WORKER_SRCS) \
 	    $(CORE_SRCS) $(LDFLAGS) -lhiredis -ljansson
+	mv -f $@.tmp $@
 
 $(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) $(LUA_HDR) | deps
 	@mkdir -p $(dir $@)

@@ -21,14 +21,10 @@
 #include "loyalty_keys.h"
 
 
-/* the backend's JSON answer is read only for the order id: bounded */
-#define NGX_HTTP_LOYALTY_ANSWER_MAX  (64 * 1024)
-
-
 static void ngx_http_loyalty_confirm_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_loyalty_confirm_read(ngx_http_request_t *r,
-    ngx_http_loyalty_confirm_t *ctx);
-static void ngx_http_loyalty_confirm_copy(ngx_http_loyalty_confirm_t *ctx,
+    ngx_http_loyalty_confirm_t *ctx, ngx_str_t *json);
+static ngx_int_t ngx_http_loyalty_confirm_copy(ngx_http_loyalty_confirm_t *ctx,
     ngx_chain_t *in);
 static void ngx_http_loyalty_confirm_answer(ngx_http_loyalty_confirm_t *ctx);
 static void ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx);
@@ -37,12 +33,17 @@ static ngx_int_t ngx_http_loyalty_confirm_release(
 static void ngx_http_loyalty_confirm_cleanup(void *data);
 static void ngx_http_loyalty_confirm_skip(ngx_http_loyalty_confirm_t *ctx,
     const char *fmt, ...);
+static uint64_t ngx_http_loyalty_confirm_fingerprint(
+    ngx_http_loyalty_confirm_t *ctx);
 
-static ngx_int_t ngx_http_loyalty_job_send(ngx_http_loyalty_job_t *job,
-    ngx_int_t script, int argc, const char **argv, size_t *argvlen);
+static ngx_int_t ngx_http_loyalty_job_add(ngx_http_loyalty_job_t *job,
+    ngx_uint_t phase, ngx_int_t script, int argc, const char **argv,
+    size_t *argvlen);
+static void ngx_http_loyalty_job_run(ngx_http_loyalty_job_t *job);
 static void ngx_http_loyalty_job_reply(void *data, ngx_uint_t status,
     redisReply *reply);
-static void ngx_http_loyalty_job_finish(ngx_http_loyalty_job_t *job);
+static void ngx_http_loyalty_job_step(ngx_http_loyalty_job_t *job);
+static void ngx_http_loyalty_job_tell(ngx_http_loyalty_job_t *job);
 static void ngx_http_loyalty_job_event(ngx_http_loyalty_job_t *job);
 static void ngx_http_loyalty_job_free(ngx_http_loyalty_job_t *job);
 static ngx_str_t ngx_http_loyalty_job_str(ngx_pool_t *pool, const char *fmt,
@@ -120,11 +121,36 @@ ngx_http_loyalty_confirm_handler(ngx_http_request_t *r)
 static void
 ngx_http_loyalty_confirm_body(ngx_http_request_t *r)
 {
-    ngx_http_loyalty_confirm_t  *ctx;
+    ngx_str_t                     body;
+    ngx_http_loyalty_error_t      err;
+    ngx_http_loyalty_confirm_t   *ctx;
+    ngx_http_loyalty_loc_conf_t  *llcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_loyalty_module);
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loyalty_module);
 
-    ctx->readable = (ngx_http_loyalty_confirm_read(r, ctx) == NGX_OK);
+    if (ngx_http_loyalty_customer(r, llcf, &ctx->customer, &err) != NGX_OK) {
+        ngx_http_loyalty_confirm_skip(ctx, "%s: %*s", err.code, err.len,
+                                      err.message);
+
+    } else if (llcf->order_source == NGX_HTTP_LOYALTY_SOURCE_RESPONSE) {
+        /* the order is read from the shop's answer, once it is in */
+        ctx->from_answer = 1;
+        ctx->readable = 1;
+
+    } else if (ngx_http_loyalty_check_body(r, llcf->max_body, &err)
+               != NGX_OK
+               || ngx_http_loyalty_body(r, llcf->max_body, &body, &err)
+                  != NGX_OK)
+    {
+        ngx_http_loyalty_confirm_skip(ctx, "%s: %*s", err.code, err.len,
+                                      err.message);
+
+    } else {
+        ctx->readable = (ngx_http_loyalty_confirm_read(r, ctx, &body)
+                         == NGX_OK);
+        ctx->from_answer = (llcf->response_order_id.len != 0);
+    }
 
     ctx->done = 1;
     r->write_event_handler = ngx_http_core_run_phases;
@@ -133,26 +159,22 @@ ngx_http_loyalty_confirm_body(ngx_http_request_t *r)
 
 
 /*
- * What loyalty needs of the confirmation.  A confirmation it cannot read
- * is still the shop's order: it goes on, unrecorded, with a warning.
+ * The order in a JSON document: the confirmation's body, or the shop's
+ * answer.  What loyalty cannot read is still the shop's order: it goes
+ * on, unrecorded, with a warning.
  */
 
 static ngx_int_t
 ngx_http_loyalty_confirm_read(ngx_http_request_t *r,
-    ngx_http_loyalty_confirm_t *ctx)
+    ngx_http_loyalty_confirm_t *ctx, ngx_str_t *json)
 {
-    ngx_str_t                     body;
     ngx_http_loyalty_error_t      err;
     ngx_http_loyalty_loc_conf_t  *llcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_loyalty_module);
 
-    if (ngx_http_loyalty_check_body(r, llcf->max_body, &err) != NGX_OK
-        || ngx_http_loyalty_body(r, llcf->max_body, &body, &err) != NGX_OK
-        || ngx_http_loyalty_read_cart(r, llcf, &body, &ctx->cart, &err)
-           != NGX_OK
-        || ngx_http_loyalty_customer(r, llcf, &ctx->customer, &err)
-           != NGX_OK)
+    if (ngx_http_loyalty_read_cart(r, llcf, json, &ctx->cart, &err)
+        != NGX_OK)
     {
         ngx_http_loyalty_confirm_skip(ctx, "%s: %*s", err.code, err.len,
                                       err.message);
@@ -164,7 +186,7 @@ ngx_http_loyalty_confirm_read(ngx_http_request_t *r,
             || ngx_strncmp(ctx->cart.customer.data, ctx->customer.data,
                            ctx->customer.len) != 0))
     {
-        ngx_http_loyalty_confirm_skip(ctx, "the cart names customer "
+        ngx_http_loyalty_confirm_skip(ctx, "the order names customer "
                                       "\"%*s\", the request is from "
                                       "another", ctx->cart.customer.len,
                                       ctx->cart.customer.data);
@@ -217,8 +239,7 @@ ngx_int_t
 ngx_http_loyalty_confirm_header_filter(ngx_http_request_t *r,
     ngx_http_output_header_filter_pt next)
 {
-    ngx_http_loyalty_confirm_t   *ctx;
-    ngx_http_loyalty_loc_conf_t  *llcf;
+    ngx_http_loyalty_confirm_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_loyalty_module);
 
@@ -241,20 +262,18 @@ ngx_http_loyalty_confirm_header_filter(ngx_http_request_t *r,
         return next(r);
     }
 
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_loyalty_module);
-
     ctx->holding = 1;
     r->buffered |= NGX_HTTP_LOYALTY_BUFFERED;
 
-    if (llcf->response_order_id.len == 0) {
+    if (!ctx->from_answer) {
         ngx_http_loyalty_confirm_record(ctx);
 
     } else if (r->header_only) {
-        ngx_http_loyalty_confirm_skip(ctx, "no answer to read the order id "
-                                      "from");
+        ngx_http_loyalty_confirm_skip(ctx, "the shop's answer has no body "
+                                      "to read the order from");
     }
 
-    /* released at once (Redis down, nothing to read): send it now */
+    /* let go at once (Redis down, nothing to read): send it now */
     if (!ctx->holding || ctx->status == NGX_HTTP_LOYALTY_ORDER_INVALID) {
         return ngx_http_loyalty_confirm_release(ctx);
     }
@@ -278,23 +297,31 @@ ngx_http_loyalty_confirm_body_filter(ngx_http_request_t *r, ngx_chain_t *in,
         return next(r, in);
     }
 
-    /* held: the buffers stay unconsumed, so nginx keeps them */
-    if (in != NULL && ngx_chain_add_copy(r->pool, &ctx->held, in) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     for (cl = in; cl; cl = cl->next) {
         if (cl->buf->last_buf) {
             ctx->last = 1;
         }
     }
 
-    if (ctx->job == NULL && ctx->status == 0) {
-        ngx_http_loyalty_confirm_copy(ctx, in);
+    if (ctx->from_answer && ctx->job == NULL && ctx->status == 0) {
+        /*
+         * The answer is read: copied, and the shop's buffers given back
+         * at once, so that nginx goes on reading the rest of it.
+         */
+        if (ngx_http_loyalty_confirm_copy(ctx, in) != NGX_OK) {
+            ngx_http_loyalty_confirm_skip(ctx, "the shop's answer is larger "
+                                          "than %d bytes",
+                                          NGX_HTTP_LOYALTY_ANSWER_MAX);
 
-        if (ctx->last) {
+        } else if (ctx->last) {
             ngx_http_loyalty_confirm_answer(ctx);
         }
+
+    } else if (in != NULL
+               && ngx_chain_add_copy(r->pool, &ctx->held, in) != NGX_OK)
+    {
+        /* held: the buffers stay unconsumed, so nginx keeps them */
+        return NGX_ERROR;
     }
 
     if (!ctx->holding || ctx->status == NGX_HTTP_LOYALTY_ORDER_INVALID) {
@@ -305,13 +332,17 @@ ngx_http_loyalty_confirm_body_filter(ngx_http_request_t *r, ngx_chain_t *in,
 }
 
 
-/* Keeps a copy of the answer, up to a bound, to read the order id from. */
+/*
+ * Copies the answer into a buffer of its own and marks the shop's buffers
+ * consumed.  Beyond the bound the copy stops: what is left of the chain
+ * is kept, unconsumed, to pass on after the copy.
+ */
 
-static void
+static ngx_int_t
 ngx_http_loyalty_confirm_copy(ngx_http_loyalty_confirm_t *ctx,
     ngx_chain_t *in)
 {
-    size_t        size;
+    off_t         size;
     ssize_t       n;
     ngx_buf_t    *b, *a;
     ngx_chain_t  *cl;
@@ -320,7 +351,7 @@ ngx_http_loyalty_confirm_copy(ngx_http_loyalty_confirm_t *ctx,
         ctx->answer = ngx_create_temp_buf(ctx->request->pool,
                                           NGX_HTTP_LOYALTY_ANSWER_MAX);
         if (ctx->answer == NULL) {
-            return;
+            return NGX_ERROR;
         }
     }
 
@@ -328,26 +359,38 @@ ngx_http_loyalty_confirm_copy(ngx_http_loyalty_confirm_t *ctx,
 
     for (cl = in; cl; cl = cl->next) {
         b = cl->buf;
+        size = ngx_buf_size(b);
+
+        if (size > a->end - a->last) {
+            ctx->rest = cl;
+            return NGX_ERROR;
+        }
 
         if (b->in_file) {
-            size = (size_t) (b->file_last - b->file_pos);
+            n = ngx_read_file(b->file, a->last, (size_t) size, b->file_pos);
 
-            if (size > (size_t) (a->end - a->last)) {
-                size = a->end - a->last;
+            if (n != size) {
+                ctx->rest = cl;
+                return NGX_ERROR;
             }
 
-            n = ngx_read_file(b->file, a->last, size, b->file_pos);
-            a->last += n > 0 ? n : 0;
+            a->last += n;
+            b->file_pos = b->file_last;
+
+            if (ngx_buf_in_memory(b)) {
+                b->pos = b->last;
+            }
+
             continue;
         }
 
-        size = ngx_min((size_t) (b->last - b->pos),
-                       (size_t) (a->end - a->last));
-
         if (size) {
-            a->last = ngx_cpymem(a->last, b->pos, size);
+            a->last = ngx_cpymem(a->last, b->pos, (size_t) size);
+            b->pos = b->last;
         }
     }
+
+    return NGX_OK;
 }
 
 
@@ -355,6 +398,7 @@ static void
 ngx_http_loyalty_confirm_answer(ngx_http_loyalty_confirm_t *ctx)
 {
     size_t                        bad;
+    ngx_str_t                     json;
     ngx_http_request_t           *r = ctx->request;
     loyalty_json_error_t          jerr;
     loyalty_json_limits_t         limits;
@@ -363,10 +407,24 @@ ngx_http_loyalty_confirm_answer(ngx_http_loyalty_confirm_t *ctx)
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_loyalty_module);
 
-    if (ctx->answer == NULL || ctx->answer->last == ctx->answer->end) {
-        ngx_http_loyalty_confirm_skip(ctx, "the backend's answer is not a "
-                                      "JSON document of at most %d bytes",
-                                      NGX_HTTP_LOYALTY_ANSWER_MAX);
+    json.data = ctx->answer->pos;
+    json.len = ctx->answer->last - ctx->answer->pos;
+
+    if (llcf->order_source == NGX_HTTP_LOYALTY_SOURCE_RESPONSE) {
+        if (ngx_http_loyalty_confirm_read(r, ctx, &json) != NGX_OK) {
+            return;
+        }
+
+        /* the answer is the order: its id is in it, not elsewhere */
+        if (ctx->order.len == 0) {
+            ngx_http_loyalty_confirm_skip(ctx, "%s is required in the "
+                                          "shop's answer",
+                                          llcf->cart.pointer
+                                              [LOYALTY_FIELD_ORDER_ID]);
+            return;
+        }
+
+        ngx_http_loyalty_confirm_record(ctx);
         return;
     }
 
@@ -377,9 +435,7 @@ ngx_http_loyalty_confirm_answer(ngx_http_loyalty_confirm_t *ctx)
     limits.max_members = 1024;
     limits.max_string = NGX_HTTP_LOYALTY_ANSWER_MAX;
 
-    root = loyalty_json_parse((char *) ctx->answer->pos,
-                              ctx->answer->last - ctx->answer->pos, &limits,
-                              &jerr);
+    root = loyalty_json_parse((char *) json.data, json.len, &limits, &jerr);
     v = root ? loyalty_json_pointer(root,
                                     (char *) llcf->response_order_id.data,
                                     llcf->response_order_id.len)
@@ -404,16 +460,16 @@ ngx_http_loyalty_confirm_answer(ngx_http_loyalty_confirm_t *ctx)
 
 
 /*
- * The job: the due-index entry before the accrual (an entry without an
- * accrual is harmless, the reverse would never be credited), the accrual,
- * the coupon's use.  All pipelined on the worker's connection.
+ * The job, in phases (see ngx_http_loyalty_confirm.h): the order id
+ * claimed; the due-index entry and the accrual, in that order (an entry
+ * without an accrual is harmless: the worker drops it); the coupon's use
+ * and the event, which only a recorded order may have.
  */
 
 static void
 ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
 {
     int64_t                        now, base, redeemed, due;
-    uint64_t                       h;
     ngx_str_t                      s;
     ngx_uint_t                     i;
     ngx_pool_t                    *pool;
@@ -445,11 +501,12 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
     job->pool = pool;
     job->ctx = ctx;
     job->total = -1;
-    job->record = NGX_HTTP_LOYALTY_JOB_CALLS;
     ctx->job = job;
 
     job->order = ngx_http_loyalty_job_str(pool, "%V", &ctx->order);
     job->customer = ngx_http_loyalty_job_str(pool, "%V", &ctx->customer);
+    job->status = ctx->customer.len ? NGX_HTTP_LOYALTY_ORDER_RECORDED
+                                    : NGX_HTTP_LOYALTY_ORDER_GUEST;
 
     now = ngx_time();
     redeemed = 0;
@@ -466,6 +523,23 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
     /* shown until Redis applies the tier, and if Redis cannot */
     job->points = base;
     ctx->points = base;
+
+    /* the order id is one customer's */
+    lens[0] = loyalty_key_order(keys[0], (char *) ctx->order.data,
+                                ctx->order.len);
+
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = keys[0];
+    argvlen[3] = lens[0];
+    argv[4] = (char *) ctx->order.data;
+    argvlen[4] = ctx->order.len;
+    argv[5] = (char *) ctx->customer.data;
+    argvlen[5] = ctx->customer.len;
+
+    (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_CLAIM,
+                                    LOYALTY_SCRIPT_order_claim, 6, argv,
+                                    argvlen);
 
     if (ctx->customer.len) {
         due = now + lmcf->program.return_window;
@@ -485,21 +559,11 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         argv[2] = keys[1];
         argvlen[2] = lens[1];
 
-        (void) ngx_http_loyalty_job_send(job, -1, 3, argv, argvlen);
+        /* before the accrual, in the same pipeline */
+        (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_RECORD,
+                                        -1, 3, argv, argvlen);
 
         ngx_http_loyalty_points_keys(&ctx->customer, keys, lens);
-
-        /* the same order with other content is a conflict */
-        h = 0xcbf29ce484222325ULL;
-        s = ngx_http_loyalty_job_str(pool, "%V|%V|%L|%L|%V|%V|%L|%L",
-                                     &ctx->customer, &ctx->order,
-                                     how.basis, base, &ctx->checkout,
-                                     &ctx->coupon, ctx->cart.points,
-                                     ctx->cart.subtotal);
-
-        for (i = 0; i < s.len; i++) {
-            h = (h ^ s.data[i]) * 0x100000001b3ULL;
-        }
 
         argv[2] = "3";
         argvlen[2] = 1;
@@ -512,7 +576,8 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         argv[6] = (char *) ctx->order.data;
         argvlen[6] = ctx->order.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%016xL", h);
+        s = ngx_http_loyalty_job_str(pool, "%016xL",
+                                     ngx_http_loyalty_confirm_fingerprint(ctx));
         argv[7] = (char *) s.data;
         argvlen[7] = s.len;
 
@@ -555,9 +620,9 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         argv[18] = (char *) s.data;
         argvlen[18] = s.len;
 
-        job->record = job->ncalls;
-        (void) ngx_http_loyalty_job_send(job, LOYALTY_SCRIPT_order_record, 19,
-                                         argv, argvlen);
+        (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_RECORD,
+                                        LOYALTY_SCRIPT_order_record, 19, argv,
+                                        argvlen);
     }
 
     if (ctx->coupon.len) {
@@ -580,27 +645,75 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         argv[11] = (char *) ctx->customer.data;
         argvlen[11] = ctx->customer.len;
 
-        (void) ngx_http_loyalty_job_send(job, LOYALTY_SCRIPT_coupon_commit,
-                                         12, argv, argvlen);
+        (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_AFTER,
+                                        LOYALTY_SCRIPT_coupon_commit, 12,
+                                        argv, argvlen);
     }
 
-    job->status = ctx->customer.len ? NGX_HTTP_LOYALTY_ORDER_SPOOLED
-                                    : NGX_HTTP_LOYALTY_ORDER_GUEST;
+    ngx_http_loyalty_job_run(job);
 
-    if (job->pending == 0) {
-        ngx_http_loyalty_job_finish(job);
+    /* from now on replies come from Redis, outside the request's filters */
+    if (ctx->job == job) {
+        job->async = 1;
     }
 }
 
 
 /*
- * Queues a call with a copy of its argv in the job's pool, so the call can
- * be retried (NOSCRIPT) and spooled whatever becomes of the request.
+ * What makes two confirmations of one order the same: its content, never
+ * what the program computed of it (a campaign that ended must not turn a
+ * retry into a conflict).
  */
 
+static uint64_t
+ngx_http_loyalty_confirm_fingerprint(ngx_http_loyalty_confirm_t *ctx)
+{
+    u_char          *p;
+    size_t           i;
+    uint64_t         h;
+    loyalty_line_t  *l;
+    u_char           buf[NGX_INT64_LEN * 4 + 8];
+
+#define ngx_http_loyalty_fnv(data, len)                                      \
+    for (p = (u_char *) (data); p < (u_char *) (data) + (len); p++) {       \
+        h = (h ^ *p) * 0x100000001b3ULL;                                     \
+    }                                                                        \
+    h = (h ^ '|') * 0x100000001b3ULL
+
+    h = 0xcbf29ce484222325ULL;
+
+    ngx_http_loyalty_fnv(ctx->customer.data, ctx->customer.len);
+    ngx_http_loyalty_fnv(ctx->order.data, ctx->order.len);
+    ngx_http_loyalty_fnv(ctx->checkout.data, ctx->checkout.len);
+    ngx_http_loyalty_fnv(ctx->coupon.data, ctx->coupon.len);
+    ngx_http_loyalty_fnv(ctx->cart.referral.data, ctx->cart.referral.len);
+    ngx_http_loyalty_fnv(ctx->cart.currency, 3);
+
+    for (i = 0; i < ctx->cart.nlines; i++) {
+        l = &ctx->cart.lines[i];
+        ngx_http_loyalty_fnv(l->sku.data, l->sku.len);
+        ngx_http_loyalty_fnv(l->brand.data, l->brand.len);
+        ngx_http_loyalty_fnv(l->category.data, l->category.len);
+        ngx_http_loyalty_fnv(buf, ngx_sprintf(buf, "%L %L", l->price,
+                                              l->quantity) - buf);
+    }
+
+    ngx_http_loyalty_fnv(buf, ngx_sprintf(buf, "%L %L %L %L",
+                                          ctx->cart.shipping, ctx->cart.tax,
+                                          ctx->cart.discount,
+                                          ctx->cart.points) - buf);
+
+#undef ngx_http_loyalty_fnv
+
+    return h;
+}
+
+
+/* Prepares a call with a copy of its argv in the job's pool. */
+
 static ngx_int_t
-ngx_http_loyalty_job_send(ngx_http_loyalty_job_t *job, ngx_int_t script,
-    int argc, const char **argv, size_t *argvlen)
+ngx_http_loyalty_job_add(ngx_http_loyalty_job_t *job, ngx_uint_t phase,
+    ngx_int_t script, int argc, const char **argv, size_t *argvlen)
 {
     int                           i;
     u_char                       *p;
@@ -608,48 +721,86 @@ ngx_http_loyalty_job_send(ngx_http_loyalty_job_t *job, ngx_int_t script,
 
     call = &job->calls[job->ncalls++];
     call->job = job;
+    call->phase = phase;
     call->script = script;
     call->argc = argc;
     call->argv = ngx_palloc(job->pool, argc * sizeof(char *));
     call->argvlen = ngx_palloc(job->pool, argc * sizeof(size_t));
 
     if (call->argv == NULL || call->argvlen == NULL) {
-        call->failed = 1;
+        call->argc = 0;
         return NGX_ERROR;
     }
+
+    /* a script's first two are EVALSHA and its hash, set when it is sent */
+    call->argv[0] = NULL;
+    call->argvlen[0] = 0;
+    call->argv[1] = NULL;
+    call->argvlen[1] = 0;
 
     for (i = (script >= 0) ? 2 : 0; i < argc; i++) {
         p = ngx_pnalloc(job->pool, argvlen[i] + 1);
         if (p == NULL) {
-            call->failed = 1;
+            call->argc = 0;
             return NGX_ERROR;
         }
 
-        ngx_memcpy(p, argv[i], argvlen[i]);
+        if (argvlen[i]) {
+            ngx_memcpy(p, argv[i], argvlen[i]);
+        }
+
         call->argv[i] = (char *) p;
         call->argvlen[i] = argvlen[i];
     }
 
-    if (script >= 0) {
-        call->cmd = ngx_http_loyalty_redis_eval(script, argc, call->argv,
-                                                call->argvlen,
-                                                ngx_http_loyalty_job_reply,
-                                                call);
-    } else {
-        call->cmd = ngx_http_loyalty_redis_command(argc, call->argv,
-                                                   call->argvlen,
-                                                   ngx_http_loyalty_job_reply,
-                                                   call);
-    }
-
-    if (call->cmd == NULL) {
-        call->failed = 1;
-        return NGX_ERROR;
-    }
-
-    job->pending++;
-
     return NGX_OK;
+}
+
+
+/* Sends the calls of the current phase; a call not sent is a failure. */
+
+static void
+ngx_http_loyalty_job_run(ngx_http_loyalty_job_t *job)
+{
+    ngx_uint_t                    i;
+    ngx_http_loyalty_job_call_t  *call;
+
+    for (i = 0; i < job->ncalls; i++) {
+        call = &job->calls[i];
+
+        if (call->phase != job->phase) {
+            continue;
+        }
+
+        if (call->argc == 0) {
+            call->failed = 1;
+            continue;
+        }
+
+        if (call->script >= 0) {
+            call->cmd = ngx_http_loyalty_redis_eval(call->script, call->argc,
+                                                    call->argv,
+                                                    call->argvlen,
+                                                    ngx_http_loyalty_job_reply,
+                                                    call);
+        } else {
+            call->cmd = ngx_http_loyalty_redis_command(call->argc, call->argv,
+                                                       call->argvlen,
+                                                       ngx_http_loyalty_job_reply,
+                                                       call);
+        }
+
+        if (call->cmd == NULL) {
+            call->failed = 1;
+            continue;
+        }
+
+        job->pending++;
+    }
+
+    if (job->pending == 0) {
+        ngx_http_loyalty_job_step(job);
+    }
 }
 
 
@@ -665,111 +816,175 @@ ngx_http_loyalty_job_reply(void *data, ngx_uint_t status, redisReply *reply)
     call->cmd = NULL;
     job->pending--;
 
+    head.len = 0;
+
+    if (status == NGX_HTTP_LOYALTY_REDIS_OK
+        && reply->type == REDIS_REPLY_ARRAY && reply->elements
+        && reply->element[0]->type == REDIS_REPLY_STRING)
+    {
+        head.data = (u_char *) reply->element[0]->str;
+        head.len = reply->element[0]->len;
+    }
+
     if (status != NGX_HTTP_LOYALTY_REDIS_OK
         || reply->type == REDIS_REPLY_ERROR)
     {
         call->failed = 1;
 
-    } else if (call == &job->calls[job->record]) {
-        head.len = 0;
+    } else if (head.len == 8 && ngx_strncmp(head.data, "conflict", 8) == 0) {
+        job->status = NGX_HTTP_LOYALTY_ORDER_CONFLICT;
+        call->done = 1;
 
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements
-            && reply->element[0]->type == REDIS_REPLY_STRING)
-        {
-            head.data = (u_char *) reply->element[0]->str;
-            head.len = reply->element[0]->len;
-        }
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "loyalty: order \"%V\" of customer \"%V\" was "
+                      "confirmed before %s; not recorded again",
+                      &job->order, &job->customer,
+                      call->script == LOYALTY_SCRIPT_order_claim
+                      ? "for another customer" : "with other content");
 
-        if (head.len == 8 && ngx_strncmp(head.data, "conflict", 8) == 0) {
-            job->status = NGX_HTTP_LOYALTY_ORDER_CONFLICT;
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "loyalty: order \"%V\" of customer \"%V\" was "
-                          "confirmed before with other content; not "
-                          "recorded again", &job->order, &job->customer);
-
-        } else if (reply->elements == 5 && head.len == 8) {
+    } else if (call->script == LOYALTY_SCRIPT_order_record) {
+        if (head.len == 8 && reply->elements == 5) {
             job->status = ngx_strncmp(head.data, "recorded", 8) == 0
                           ? NGX_HTTP_LOYALTY_ORDER_RECORDED
                           : NGX_HTTP_LOYALTY_ORDER_REPLAYED;
             job->points = reply->element[1]->integer;
             job->total = reply->element[2]->integer;
+            call->done = 1;
 
         } else {
             call->failed = 1;
         }
+
+    } else {
+        call->done = 1;
     }
 
     if (job->pending == 0) {
-        ngx_http_loyalty_job_finish(job);
+        ngx_http_loyalty_job_step(job);
     }
-}
-
-
-/* Every answer is in: spool what failed, tell the request, send events. */
-
-static void
-ngx_http_loyalty_job_finish(ngx_http_loyalty_job_t *job)
-{
-    ngx_int_t                    rc;
-    ngx_uint_t                   i, failed;
-    ngx_connection_t            *c;
-    ngx_http_request_t          *r;
-    ngx_http_loyalty_confirm_t  *ctx;
-
-    failed = 0;
-
-    for (i = 0; i < job->ncalls; i++) {
-        failed += job->calls[i].failed;
-    }
-
-    if (failed) {
-        ngx_http_loyalty_spool_write(job, ngx_cycle->log);
-
-        /* the event waits: it goes once the spool is replayed */
-        for (i = 0; i < job->ncalls; i++) {
-            job->calls[i].failed = 0;
-        }
-    }
-
-    ctx = job->ctx;
-
-    if (ctx != NULL && ctx->holding) {
-        ctx->status = job->status;
-        ctx->points = job->points;
-        ctx->total = job->total;
-
-        r = ctx->request;
-        c = r->connection;
-
-        rc = ngx_http_loyalty_confirm_release(ctx);
-
-        if (rc == NGX_ERROR) {
-            ngx_http_finalize_request(r, NGX_ERROR);
-
-        } else {
-            /* wake whoever waits on the answer: the upstream or writer */
-            ngx_post_event(c->write, &ngx_posted_events);
-        }
-
-        ngx_http_run_posted_requests(c);
-    }
-
-    if (job->status == NGX_HTTP_LOYALTY_ORDER_RECORDED && !job->event) {
-        ngx_http_loyalty_job_event(job);
-
-        if (job->pending) {
-            return;
-        }
-    }
-
-    ngx_http_loyalty_job_free(job);
 }
 
 
 /*
- * points_earned, for the shop's mailer: after the accrual, by the first
- * request that recorded it (a replay sends none).  A lost event is
- * spooled like any other write; consumers dedupe by the id.
+ * A phase is over: a conflict stops the job; a failure sends everything
+ * not yet done to the spool (in order: the replay stops where a conflict
+ * shows); otherwise the next phase.  The request hears the outcome as
+ * soon as the accrual is known.
+ */
+
+static void
+ngx_http_loyalty_job_step(ngx_http_loyalty_job_t *job)
+{
+    ngx_uint_t  i, failed;
+
+    failed = 0;
+
+    for (i = 0; i < job->ncalls; i++) {
+        if (job->calls[i].phase == job->phase && job->calls[i].failed) {
+            failed = 1;
+        }
+    }
+
+    if (job->status == NGX_HTTP_LOYALTY_ORDER_CONFLICT) {
+        ngx_http_loyalty_job_tell(job);
+        ngx_http_loyalty_job_free(job);
+        return;
+    }
+
+    if (failed) {
+        for (i = 0; i < job->ncalls; i++) {
+            job->calls[i].failed = !job->calls[i].done;
+        }
+
+        ngx_http_loyalty_spool_write(job, ngx_cycle->log);
+
+        if (job->phase < NGX_HTTP_LOYALTY_PHASE_AFTER
+            && job->status != NGX_HTTP_LOYALTY_ORDER_GUEST)
+        {
+            job->status = NGX_HTTP_LOYALTY_ORDER_SPOOLED;
+        }
+
+        ngx_http_loyalty_job_tell(job);
+        ngx_http_loyalty_job_free(job);
+        return;
+    }
+
+    if (job->phase == NGX_HTTP_LOYALTY_PHASE_RECORD
+        || (job->phase == NGX_HTTP_LOYALTY_PHASE_CLAIM
+            && job->status == NGX_HTTP_LOYALTY_ORDER_GUEST))
+    {
+        ngx_http_loyalty_job_tell(job);
+    }
+
+    if (job->phase == NGX_HTTP_LOYALTY_PHASE_RECORD
+        && job->status == NGX_HTTP_LOYALTY_ORDER_REPLAYED)
+    {
+        /* the first request did what follows */
+        ngx_http_loyalty_job_free(job);
+        return;
+    }
+
+    if (++job->phase == NGX_HTTP_LOYALTY_PHASES) {
+        ngx_http_loyalty_job_free(job);
+        return;
+    }
+
+    if (job->phase == NGX_HTTP_LOYALTY_PHASE_AFTER
+        && job->status == NGX_HTTP_LOYALTY_ORDER_RECORDED)
+    {
+        ngx_http_loyalty_job_event(job);
+    }
+
+    ngx_http_loyalty_job_run(job);
+}
+
+
+/* The request, if it still waits, learns the outcome and is let go. */
+
+static void
+ngx_http_loyalty_job_tell(ngx_http_loyalty_job_t *job)
+{
+    ngx_int_t                    rc;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_loyalty_confirm_t  *ctx;
+
+    ctx = job->ctx;
+
+    if (ctx == NULL || !ctx->holding) {
+        return;
+    }
+
+    ctx->status = job->status;
+    ctx->points = job->points;
+    ctx->total = job->total;
+
+    r = ctx->request;
+    c = r->connection;
+
+    /* called inside the filters when Redis was down: they release */
+    if (!job->async) {
+        ctx->holding = 0;
+        return;
+    }
+
+    rc = ngx_http_loyalty_confirm_release(ctx);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+
+    } else {
+        /* wake whoever waits on the answer: the upstream or the writer */
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * points_earned, for the shop's mailer, after the accrual and only by the
+ * request that recorded it.  Consumers dedupe by its id.
  */
 
 static void
@@ -783,9 +998,6 @@ ngx_http_loyalty_job_event(ngx_http_loyalty_job_t *job)
 
     lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_loyalty_module);
-
-    job->event = 1;
-    job->ncalls = 0;
 
     ngx_str_set(&v[0], "XADD");
     ngx_str_set(&v[1], LOYALTY_KEY_EVENTS);
@@ -814,9 +1026,8 @@ ngx_http_loyalty_job_event(ngx_http_loyalty_job_t *job)
         argvlen[i] = v[i].len;
     }
 
-    if (ngx_http_loyalty_job_send(job, -1, 20, argv, argvlen) != NGX_OK) {
-        ngx_http_loyalty_spool_write(job, ngx_cycle->log);
-    }
+    (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_AFTER, -1, 20,
+                                    argv, argvlen);
 }
 
 
@@ -837,7 +1048,8 @@ static ngx_int_t
 ngx_http_loyalty_confirm_release(ngx_http_loyalty_confirm_t *ctx)
 {
     ngx_int_t            rc;
-    ngx_chain_t         *held;
+    ngx_buf_t           *b;
+    ngx_chain_t         *held, *cl, **ll;
     ngx_http_request_t  *r = ctx->request;
 
     ctx->holding = 0;
@@ -853,6 +1065,29 @@ ngx_http_loyalty_confirm_release(ngx_http_loyalty_confirm_t *ctx)
     held = ctx->held;
     ctx->held = NULL;
 
+    /* a copied answer: the copy first, then what did not fit in it */
+    if (ctx->answer != NULL) {
+        b = ctx->answer;
+        ctx->answer = NULL;
+
+        b->last_buf = ctx->last && ctx->rest == NULL;
+        b->flush = 1;
+
+        cl = ngx_alloc_chain_link(r->pool);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
+
+        cl->buf = b;
+        cl->next = ctx->rest;
+        ctx->rest = NULL;
+
+        for (ll = &cl; *ll; ll = &(*ll)->next) { /* void */ }
+
+        *ll = held;
+        held = cl;
+    }
+
     if (held == NULL) {
         return rc;
     }
@@ -861,10 +1096,7 @@ ngx_http_loyalty_confirm_release(ngx_http_loyalty_confirm_t *ctx)
 }
 
 
-/*
- * The request ends (or is torn down): the job, if any, goes on alone.  An
- * answer still held can only mean an aborted request: nothing to send.
- */
+/* The request ends: the job, if any, goes on alone. */
 
 static void
 ngx_http_loyalty_confirm_cleanup(void *data)

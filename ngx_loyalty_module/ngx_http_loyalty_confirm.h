@@ -9,6 +9,13 @@
 
 #define NGX_HTTP_LOYALTY_FLOW_CONFIRM  2
 
+/* loyalty_order_source */
+#define NGX_HTTP_LOYALTY_SOURCE_REQUEST   0
+#define NGX_HTTP_LOYALTY_SOURCE_RESPONSE  1
+
+/* the backend's JSON answer is read (the order id, or the order): bounded */
+#define NGX_HTTP_LOYALTY_ANSWER_MAX  (64 * 1024)
+
 /* r->buffered: the answer waits for the order to be recorded (0x08 is
  * free in stock nginx; only the image filter uses it too) */
 #define NGX_HTTP_LOYALTY_BUFFERED      0x08
@@ -29,19 +36,35 @@ enum {
 typedef struct ngx_http_loyalty_job_s  ngx_http_loyalty_job_t;
 
 
+/*
+ * A job records an order in phases, each one round trip: the order id is
+ * claimed, then the accrual (its due-index entry first), then what must
+ * wait for the accrual (the coupon's use, the event).  The answer is
+ * released as soon as the accrual is known.
+ */
+enum {
+    NGX_HTTP_LOYALTY_PHASE_CLAIM = 0,
+    NGX_HTTP_LOYALTY_PHASE_RECORD,
+    NGX_HTTP_LOYALTY_PHASE_AFTER,
+    NGX_HTTP_LOYALTY_PHASES
+};
+
+
 /* one Redis call of a recording job: a script, or a plain command */
 typedef struct {
     ngx_http_loyalty_job_t        *job;
     ngx_http_loyalty_redis_cmd_t  *cmd;
     ngx_int_t                      script;      /* -1 for a command */
+    ngx_uint_t                     phase;
     int                            argc;
     const char                   **argv;
     size_t                        *argvlen;
-    unsigned                       failed:1;
+    unsigned                       done:1;      /* Redis took it */
+    unsigned                       failed:1;    /* to the spool */
 } ngx_http_loyalty_job_call_t;
 
 
-#define NGX_HTTP_LOYALTY_JOB_CALLS  4
+#define NGX_HTTP_LOYALTY_JOB_CALLS  5
 
 typedef struct ngx_http_loyalty_confirm_s  ngx_http_loyalty_confirm_t;
 
@@ -59,11 +82,11 @@ struct ngx_http_loyalty_job_s {
     ngx_http_loyalty_job_call_t    calls[NGX_HTTP_LOYALTY_JOB_CALLS];
     ngx_uint_t                     ncalls;
     ngx_uint_t                     pending;
-    ngx_uint_t                     record;      /* index of order_record */
+    ngx_uint_t                     phase;
     ngx_uint_t                     status;
     int64_t                        points;      /* earned */
     int64_t                        total;       /* pending, -1 unknown */
-    unsigned                       event:1;     /* the event was sent */
+    unsigned                       async:1;     /* past its first send */
 };
 
 
@@ -80,9 +103,11 @@ struct ngx_http_loyalty_confirm_s {
     int64_t                        total;
     ngx_chain_t                   *held;        /* the held answer */
     ngx_buf_t                     *answer;      /* a copy, to read from */
+    ngx_chain_t                   *rest;        /* beyond the copy */
     ngx_http_loyalty_job_t        *job;
 
     unsigned                       readable:1;  /* the cart is valid */
+    unsigned                       from_answer:1;   /* read the answer */
     unsigned                       holding:1;   /* the answer waits */
     unsigned                       last:1;      /* all of it is held */
     unsigned                       done:1;      /* phases may go on */

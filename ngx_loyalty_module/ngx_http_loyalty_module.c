@@ -68,6 +68,13 @@ static ngx_conf_enum_t  ngx_http_loyalty_roundings[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_loyalty_sources[] = {
+    { ngx_string("request"), NGX_HTTP_LOYALTY_SOURCE_REQUEST },
+    { ngx_string("response"), NGX_HTTP_LOYALTY_SOURCE_RESPONSE },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_loyalty_amounts[] = {
     { ngx_string("decimal"), 0 },
     { ngx_string("minor"), 1 },
@@ -241,6 +248,13 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_loyalty_main_conf_t, events_max),
       NULL },
+
+    { ngx_string("loyalty_order_source"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_loc_conf_t, order_source),
+      &ngx_http_loyalty_sources },
 
     { ngx_string("loyalty_order_confirm"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -489,6 +503,7 @@ ngx_http_loyalty_create_loc_conf(ngx_conf_t *cf)
     llcf->health = NGX_CONF_UNSET;
     llcf->checkout = NGX_CONF_UNSET;
     llcf->confirm = NGX_CONF_UNSET;
+    llcf->order_source = NGX_CONF_UNSET_UINT;
     llcf->admin = NGX_CONF_UNSET;
     llcf->customer = NGX_CONF_UNSET_PTR;
     llcf->mode = NGX_CONF_UNSET_UINT;
@@ -519,6 +534,8 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->confirm, prev->confirm, 0);
     ngx_conf_merge_str_value(conf->response_order_id,
                              prev->response_order_id, "");
+    ngx_conf_merge_uint_value(conf->order_source, prev->order_source,
+                              NGX_HTTP_LOYALTY_SOURCE_REQUEST);
 
     if (conf->checkout_file.len == 0) {
         conf->checkout_file = prev->checkout_file;

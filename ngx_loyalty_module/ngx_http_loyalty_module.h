@@ -93,8 +93,10 @@ typedef struct {
     ngx_int_t                 max_quantity;
     ngx_int_t                 max_units;
 
-    /* the order id from the backend's JSON answer ("response:/id") */
+    /* the order id from the backend's JSON answer ("response:/id"), or
+     * the whole order (loyalty_order_source response) */
     ngx_str_t                 response_order_id;
+    ngx_uint_t                order_source;
 
     /* where the flows are switched on, for nginx -t */
     ngx_str_t                 checkout_file;

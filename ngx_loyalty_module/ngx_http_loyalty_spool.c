@@ -85,7 +85,8 @@ ngx_http_loyalty_spool_line(ngx_http_loyalty_job_t *job, size_t *len)
 
         size += sizeof("{\"script\":\"\",\"argv\":[]},") + 32;
 
-        for (a = 0; a < call->argc; a++) {
+        /* a script's EVALSHA and hash are not kept (nor maybe set yet) */
+        for (a = (call->script >= 0) ? 2 : 0; a < call->argc; a++) {
             size += 6 * call->argvlen[a] + 3;
         }
     }

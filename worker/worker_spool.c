@@ -209,7 +209,11 @@ spool_replay_file(worker_t *w, int fd, const char *path)
 }
 
 
-/* 0 when done, -1 when Redis failed, 1 when the line is not a record. */
+/*
+ * 0 when done, -1 when Redis failed, 1 when the line is not a record.  A
+ * call answering "conflict" ends its line: what follows it was for an
+ * order that is not this customer's.
+ */
 
 static int
 spool_replay_line(worker_t *w, char *line, size_t len)
@@ -262,7 +266,8 @@ spool_replay_line(worker_t *w, char *line, size_t len)
 
     free(arena.buf);
 
-    return rc;
+    /* a conflict ends the line as done */
+    return rc == 2 ? 0 : rc;
 }
 
 
@@ -326,6 +331,16 @@ spool_call(worker_t *w, const loyalty_json_t *call,
     if (reply->type == REDIS_REPLY_ERROR) {
         worker_redis_error(w, reply->str);
         rc = -1;
+
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements
+               && reply->element[0]->type == REDIS_REPLY_STRING
+               && strcmp(reply->element[0]->str, "conflict") == 0)
+    {
+        /* the order is another customer's, or was other: nothing more */
+        worker_log(WORKER_LOG_ERROR, "spooled order \"%s\" of customer "
+                   "\"%s\" conflicts with one recorded before; not "
+                   "recorded again", order->text, customer->text);
+        rc = 2;
 
     } else if (script != NULL && strcmp(script->text, "order_record") == 0
                && reply->type == REDIS_REPLY_ARRAY && reply->elements == 5

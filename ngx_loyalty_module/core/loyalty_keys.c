@@ -49,6 +49,18 @@ loyalty_key_due(char *buf, const char *customer, size_t len, long long due)
 
 
 size_t
+loyalty_key_order(char *buf, const char *order, size_t len)
+{
+    int  n;
+
+    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{orders:%u}",
+                 loyalty_shard(order, len));
+
+    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+}
+
+
+size_t
 loyalty_due_member(char *buf, size_t size, const char *customer, size_t clen,
     const char *order, size_t olen)
 {

@@ -15,6 +15,7 @@
  *   loyalty:{customer:ID}:holdv      how many points each holds (hash)
  *   loyalty:{batch:ID}               a bulk generation of coupons (hash)
  *   loyalty:{due:S}:H                orders due in hour H, shard S (set)
+ *   loyalty:{orders:S}               which customer each order is (hash)
  *   loyalty:{program}                the published program (hash)
  *   loyalty:{events}                 events for the shop's mailer (stream)
  *   loyalty:{workers}                live loyalty-workers (zset)
@@ -61,6 +62,9 @@ size_t loyalty_key(char *buf, const char *kind, const char *id, size_t len,
  */
 size_t loyalty_key_due(char *buf, const char *customer, size_t len,
     long long due);
+
+/* The registry shard of an order: loyalty:{orders:S}. */
+size_t loyalty_key_order(char *buf, const char *order, size_t len);
 
 /* The member of an order in the due index: "customer order". */
 size_t loyalty_due_member(char *buf, size_t size, const char *customer,

@@ -1,8 +1,9 @@
 package Loyalty::Shop;
 
 # A shop for the end-to-end tests: a checkout location in front of a stub
-# backend that echoes the loyalty headers it received as JSON, and the
-# admin API.  Helpers create coupons and send checkouts.
+# backend that echoes the loyalty headers it received as JSON, the admin
+# API and, on request, an order confirmation location.  Helpers create
+# coupons and send checkouts and confirmations.
 
 use strict;
 use warnings;
@@ -10,15 +11,20 @@ use warnings;
 use Exporter 'import';
 use JSON::PP;
 
-our @EXPORT = qw(shop cart checkout create_coupon redis_keys $TOKEN);
+our @EXPORT = qw(shop cart checkout confirm create_coupon redis_keys $TOKEN);
 
 our $TOKEN = 'test-token-0123456789';
 
 my $JSON = JSON::PP->new->canonical;
 
-# The backend: /fail answers 500, /reject 409, anything else 200 with the
-# loyalty headers it got.
+# The backend: /checkout/fail answers 500, /checkout/reject 409; POST
+# /orders creates an order: 201 with its id (?id= when given, else one of
+# the shop's own), /orders/fail 500, /orders/reject 409, /orders/static/F
+# 200 with the file $dir/static/F; anything else 200 with the loyalty
+# headers it got.
 sub backend {
+    my ($dir) = @_;
+
     my @h = qw(customer checkout_id coupon coupon_status discount
                points_status points_redeemed redeem_value spoof);
 
@@ -31,6 +37,16 @@ sub backend {
         default_type application/json;
         location /checkout/fail { return 500 '{"shop":"error"}\\n'; }
         location /checkout/reject { return 409 '{"shop":"refused"}\\n'; }
+        location = /orders {
+            return 201 '{"id":"\$shop_order_id","shop":"created"}\\n';
+        }
+        location /orders/fail { return 500 '{"shop":"error"}\\n'; }
+        location /orders/reject { return 409 '{"shop":"refused"}\\n'; }
+        location ~ ^/orders/static/(?<file>[^/]+)\$ {
+            error_page 405 =200 /static/\$file;
+            return 405;
+        }
+        location /static/ { alias $dir/static/; }
         location / { return 200 '{$echo}\\n'; }
 BACKEND
 }
@@ -61,21 +77,62 @@ $extra
 LOC
 }
 
+# The location block of an order confirmation at /orders, with extra
+# directives inside; its verdict comes back in X-Order-Id, X-Order-Status,
+# X-Points-Earned and X-Points-Pending.
+sub confirm_location {
+    my ($backend_port, $extra) = @_;
+
+    $extra //= '';
+
+    return <<"LOC";
+        location /orders {
+            loyalty_order_confirm on;
+            loyalty_customer \$http_x_customer_id;
+            add_header X-Order-Id \$loyalty_order_id always;
+            add_header X-Order-Status \$loyalty_order_status always;
+            add_header X-Points-Earned \$loyalty_points_earned always;
+            add_header X-Points-Pending \$loyalty_points_pending always;
+$extra
+            proxy_pass http://127.0.0.1:$backend_port;
+        }
+LOC
+}
+
 # A started shop: %opt takes http (extra http-level directives), checkout
-# (extra directives in the checkout location), config (more locations),
-# workers.
+# (extra directives in the checkout location), confirm (adds the /orders
+# confirmation location with these extra directives, and its spool in
+# $dir/spool), config (more locations), workers.
 sub shop {
     my (%opt) = @_;
 
     my $t = Loyalty::Test->new(
-        backend     => backend(),
         workers     => $opt{workers} // 1,
         http_config => "    loyalty_currency EUR;\n"
                        . "    loyalty_point_value 1.00 per 100;\n"
                        . ($opt{http} // ''),
     );
 
+    my $dir = $t->dir;
+
+    $t->{backend} = backend($dir);
+    $t->{http_config} .= <<'MAP';
+    map $arg_id $shop_order_id { "" $request_id; default $arg_id; }
+MAP
+
+    mkdir "$dir/static";
+
+    if (defined $opt{confirm}) {
+        # written by the workers, which may run as nobody
+        mkdir "$dir/spool";
+        chmod 0777, "$dir/spool";
+        $t->{http_config} .= "    loyalty_spool $dir/spool;\n";
+    }
+
     $t->{config} = checkout_location($t->backend_port, $opt{checkout})
+                   . (defined $opt{confirm}
+                      ? confirm_location($t->backend_port, $opt{confirm})
+                      : '')
                    . <<"ADMIN" . ($opt{config} // '');
         location /loyalty/admin/ {
             loyalty_admin;
@@ -103,8 +160,9 @@ sub cart {
     return $JSON->encode(\%cart);
 }
 
-# POST a cart; customer defaults to 42; the response's json is what the
-# backend saw (or the module's error).
+# POST a cart; customer defaults to 42; timeout (seconds) is the client's
+# patience; the response's json is what the backend saw (or the module's
+# error).
 sub checkout {
     my ($t, $body, %opt) = @_;
 
@@ -114,7 +172,16 @@ sub checkout {
         unless exists $opt{customer} && !defined $opt{customer};
 
     return $t->http(POST => $opt{path} // '/checkout', body => $body,
-                    headers => \%headers);
+                    headers => \%headers,
+                    defined $opt{timeout} ? (timeout => $opt{timeout}) : ());
+}
+
+# POST a confirmation (a cart with its order_id) to /orders, or $opt{path};
+# customer as for checkout().
+sub confirm {
+    my ($t, $body, %opt) = @_;
+
+    return checkout($t, $body, %opt, path => $opt{path} // '/orders');
 }
 
 sub create_coupon {

@@ -369,7 +369,12 @@ sub stop_nginx {
     my $pid = delete $self->{nginx_pid} or return;
     my $status = reap($pid, 'QUIT', 20);
 
-    ok($status == 0, 'nginx stopped cleanly') or diag("exit status $status");
+    # under the sanitizers the master exits 1 when LeakSanitizer found any
+    # leak, nginx's own included (a regex location's pcre2 context);
+    # check_sanitizer() judges whether one is ours
+    my $clean = $status == 0 || ($ENV{LOYALTY_SANITIZE} && $status == 256);
+
+    ok($clean, 'nginx stopped cleanly') or diag("exit status $status");
     $self->check_error_log;
     $self->check_sanitizer;
 }
