@@ -123,6 +123,49 @@ subtest 'Redis stopped during 200 confirmations: all spooled, then '
     $t->stop;
 };
 
+subtest 'Redis that misses its deadline: answered as spooled at once; '
+        . 'what Redis did late and the replay add up to once' => sub {
+    my $t = shop();
+
+    # warm: the connection is up and the scripts are loaded
+    my $res = $t->http(POST => '/orders', body => order(0),
+                       headers => { 'Content-Type' => 'application/json',
+                                    'X-Customer-Id' => '9' });
+    is($res->{headers}{'x-order-status'}, 'recorded', 'order 0 recorded');
+
+    $t->pause_redis;
+
+    my $start = time;
+    my @res = $t->parallel(10, POST => '/orders',
+        headers => { 'Content-Type' => 'application/json',
+                     'X-Customer-Id' => '9' },
+        body => sub { order($_[0] + 1) });
+    my $took = time - $start;
+
+    is(scalar(grep { $_->{status} == 201
+                     && $_->{headers}{'x-order-status'} eq 'spooled' } @res),
+       10, 'all 10 confirmed to the shopper, reported as spooled');
+    cmp_ok($took, '<', 3, 'at the 200 ms deadline, not when Redis wakes');
+    is(scalar spool_lines($t), 10, '10 lines in the spool');
+
+    # Redis wakes and runs what it had already received
+    $t->resume_redis;
+    ok($t->wait_ready(10), 'Redis answers again');
+
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $t->{spool});
+    is($rc, 0, 'the worker replayed the spool') or diag($out);
+
+    my $a = accruals($t, 9);
+    is(scalar keys %$a, 11, '11 accruals, each once');
+    is($t->redis->cmd('HGET', 'loyalty:{customer:9}', 'p'), 11 * 123,
+       'the pending total counts each order once');
+    is($t->redis->cmd('HGET', 'loyalty:{customer:9}', 'n'), 11,
+       'and 11 orders');
+    is($t->redis->cmd('XLEN', 'loyalty:{events}'), 11, 'one event each');
+
+    $t->stop;
+};
+
 subtest 'replaying the same lines twice changes nothing more' => sub {
     my $t = shop();
 
