@@ -461,9 +461,10 @@ ngx_http_loyalty_confirm_answer(ngx_http_loyalty_confirm_t *ctx)
 
 /*
  * The job, in phases (see ngx_http_loyalty_confirm.h): the order id
- * claimed; the due-index entry and the accrual, in that order (an entry
- * without an accrual is harmless: the worker drops it); the coupon's use
- * and the event, which only a recorded order may have.
+ * claimed; the accrual, then the customer's entry in the worker's schedule
+ * (an order recorded while the worker visits the customer must touch the
+ * entry after it is in the account); the coupon's use and the event, which
+ * only a recorded order may have.
  */
 
 static void
@@ -477,8 +478,8 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
     ngx_http_request_t            *r = ctx->request;
     ngx_http_loyalty_job_t        *job;
     ngx_http_loyalty_main_conf_t  *lmcf;
-    const char                    *argv[19];
-    size_t                         argvlen[19];
+    const char                    *argv[20];
+    size_t                         argvlen[20];
     char                           keys[NGX_HTTP_LOYALTY_COUPON_KEYS + 1]
                                        [LOYALTY_KEY_MAX];
     size_t                         lens[NGX_HTTP_LOYALTY_COUPON_KEYS + 1];
@@ -544,25 +545,6 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
     if (ctx->customer.len) {
         due = now + lmcf->program.return_window;
 
-        lens[0] = loyalty_key_due(keys[0], (char *) ctx->customer.data,
-                                  ctx->customer.len, due);
-        lens[1] = loyalty_due_member(keys[1], LOYALTY_KEY_MAX,
-                                     (char *) ctx->customer.data,
-                                     ctx->customer.len,
-                                     (char *) ctx->order.data,
-                                     ctx->order.len);
-
-        argv[0] = "SADD";
-        argvlen[0] = 4;
-        argv[1] = keys[0];
-        argvlen[1] = lens[0];
-        argv[2] = keys[1];
-        argvlen[2] = lens[1];
-
-        /* before the accrual, in the same pipeline */
-        (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_RECORD,
-                                        -1, 3, argv, argvlen);
-
         ngx_http_loyalty_points_keys(&ctx->customer, keys, lens);
 
         argv[2] = "3";
@@ -619,9 +601,30 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         s = ngx_http_loyalty_job_str(pool, "%L", ctx->cart.points);
         argv[18] = (char *) s.data;
         argvlen[18] = s.len;
+        argv[19] = (char *) ctx->coupon.data;
+        argvlen[19] = ctx->coupon.len;
 
         (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_RECORD,
-                                        LOYALTY_SCRIPT_order_record, 19, argv,
+                                        LOYALTY_SCRIPT_order_record, 20, argv,
+                                        argvlen);
+
+        /* after the accrual, in the same pipeline: see due_add.lua */
+        lens[0] = loyalty_key_due(keys[0], (char *) ctx->customer.data,
+                                  ctx->customer.len, "");
+
+        argv[2] = "1";
+        argvlen[2] = 1;
+        argv[3] = keys[0];
+        argvlen[3] = lens[0];
+        argv[4] = (char *) ctx->customer.data;
+        argvlen[4] = ctx->customer.len;
+
+        s = ngx_http_loyalty_job_str(pool, "%L", due);
+        argv[5] = (char *) s.data;
+        argvlen[5] = s.len;
+
+        (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_RECORD,
+                                        LOYALTY_SCRIPT_due_add, 6, argv,
                                         argvlen);
     }
 

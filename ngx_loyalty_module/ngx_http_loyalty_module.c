@@ -75,6 +75,18 @@ static ngx_conf_enum_t  ngx_http_loyalty_sources[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_loyalty_downgrades[] = {
+    { ngx_string("full"), 0 },
+    { ngx_string("one"), 1 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_loyalty_birthday_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000000
+};
+
+
 static ngx_conf_enum_t  ngx_http_loyalty_amounts[] = {
     { ngx_string("decimal"), 0 },
     { ngx_string("minor"), 1 },
@@ -199,6 +211,20 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_loyalty_main_conf_t, tier_window),
       NULL },
+
+    { ngx_string("loyalty_tier_downgrade"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_main_conf_t, tier_downgrade),
+      &ngx_http_loyalty_downgrades },
+
+    { ngx_string("loyalty_birthday_reward"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_main_conf_t, birthday_points),
+      &ngx_http_loyalty_birthday_bounds },
 
     { ngx_string("loyalty_return_window"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -405,6 +431,8 @@ ngx_http_loyalty_create_main_conf(ngx_conf_t *cf)
     lmcf->shm_size = NGX_CONF_UNSET_SIZE;
     lmcf->return_window = NGX_CONF_UNSET;
     lmcf->tier_window = NGX_CONF_UNSET;
+    lmcf->tier_downgrade = NGX_CONF_UNSET_UINT;
+    lmcf->birthday_points = NGX_CONF_UNSET;
     lmcf->events_max = NGX_CONF_UNSET_UINT;
     lmcf->spool_fsync = NGX_CONF_UNSET;
 
@@ -430,11 +458,17 @@ ngx_http_loyalty_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(lmcf->shm_size, 1024 * 1024);
     ngx_conf_init_value(lmcf->return_window, 30 * 86400);
     ngx_conf_init_value(lmcf->tier_window, 365 * 86400);
+    ngx_conf_init_uint_value(lmcf->tier_downgrade, 0);
+    ngx_conf_init_value(lmcf->birthday_points, 0);
     ngx_conf_init_uint_value(lmcf->events_max, 1000000);
     ngx_conf_init_value(lmcf->spool_fsync, 0);
 
     lmcf->program.return_window = lmcf->return_window;
     lmcf->program.tier_window = lmcf->tier_window;
+    lmcf->program.tier_downgrade = (int) lmcf->tier_downgrade;
+    lmcf->program.birthday_points = lmcf->birthday_points;
+    lmcf->program.timezone.data = (char *) lmcf->timezone.data;
+    lmcf->program.timezone.len = lmcf->timezone.len;
 
     if (ngx_http_loyalty_program_init(cf, lmcf) != NGX_CONF_OK
         || ngx_http_loyalty_program_publish(cf, lmcf) != NGX_OK)

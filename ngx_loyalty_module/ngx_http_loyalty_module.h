@@ -50,6 +50,8 @@ typedef struct {
     unsigned                  local_times:1;    /* a time used the zone */
     time_t                    return_window;
     time_t                    tier_window;
+    ngx_uint_t                tier_downgrade;   /* 0 full, 1 one level */
+    ngx_int_t                 birthday_points;
     ngx_str_t                 program_json;     /* as published */
     ngx_str_t                 program_version;
     ngx_str_t                 tiers_arg;        /* "name:factor,..." */

@@ -101,7 +101,7 @@ subtest 'Redis lost and back: one error line, one recovery line' => sub {
     $t->stop_worker($pid);
 
     my $text = slurp($log);
-    is(scalar(() = $text =~ /\[error\]/g), 1, 'one error line');
+    is(scalar(() = $text =~ /\[error\]/g), 1, "one error line") or diag $text;
     is(scalar(() = $text =~ /\[info\].*redis .* is back/g), 1,
        'one recovery line');
 };

@@ -115,6 +115,8 @@ main(int argc, char **argv)
         redisFree(w.redis);
     }
 
+    worker_program_free(w.program);
+
     worker_log(WORKER_LOG_INFO, "stopped");
 
     return rc;
@@ -142,6 +144,10 @@ usage(FILE *out)
 "  -s, --spool DIR        nginx's loyalty_spool directory: replay what it\n"
 "                         holds (run the worker on every nginx server)\n"
 "  -e, --events-max N     cap of the events stream (default 1000000)\n"
+"  -n, --now TIME         run at this unix time instead of the clock's\n"
+"                         (for tests and for catching up by hand)\n"
+"  -E, --lease MS         how long a worker holds a shard of the\n"
+"                         schedule without renewing it (default 30000)\n"
 "  -1, --once             run one pass and exit (for cron); the exit\n"
 "                         status says whether it succeeded\n"
 "  -h, --help             this text\n"
@@ -171,6 +177,8 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
         { "interval",  required_argument, NULL, 'i' },
         { "spool",     required_argument, NULL, 's' },
         { "events-max", required_argument, NULL, 'e' },
+        { "now",       required_argument, NULL, 'n' },
+        { "lease",     required_argument, NULL, 'E' },
         { "once",      no_argument,       NULL, '1' },
         { "help",      no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -183,8 +191,9 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
     conf->batch = 1000;
     conf->interval = 1000;
     conf->events_max = 1000000;
+    conf->lease = 30000;
 
-    while ((c = getopt_long(argc, argv, "r:u:p:d:t:l:L:b:i:s:e:1h", options,
+    while ((c = getopt_long(argc, argv, "r:u:p:d:t:l:L:b:i:s:e:n:E:1h", options,
                             NULL))
            != -1)
     {
@@ -229,11 +238,24 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
             usage(stdout);
             return 0;
 
+        case 'n':
+            errno = 0;
+            conf->now = strtoll(optarg, &end, 10);
+
+            if (errno || *end != '\0' || conf->now <= 0) {
+                fprintf(stderr, "loyalty-worker: invalid time \"%s\" for "
+                        "--now: expected unix seconds\n", optarg);
+                return 2;
+            }
+
+            continue;
+
         case 'd':
         case 't':
         case 'b':
         case 'i':
         case 'e':
+        case 'E':
             errno = 0;
             n = strtol(optarg, &end, 10);
 
@@ -253,6 +275,8 @@ parse_options(int argc, char **argv, worker_conf_t *conf)
                 conf->batch = n;
             } else if (c == 'e') {
                 conf->events_max = n;
+            } else if (c == 'E') {
+                conf->lease = n;
             } else {
                 conf->interval = n;
             }
@@ -362,7 +386,9 @@ worker_pass(worker_t *w)
         }
     }
 
-    if (worker_heartbeat(w) != 0 || worker_spool_replay(w) < 0) {
+    if (worker_heartbeat(w) != 0 || worker_spool_replay(w) < 0
+        || worker_visit(w) < 0)
+    {
         redisFree(w->redis);
         w->redis = NULL;
         return -1;
@@ -529,7 +555,7 @@ worker_heartbeat(worker_t *w)
     long long   now;
     redisReply *reply;
 
-    now = (long long) time(NULL);
+    now = (long long) time(NULL);    /* the real clock, even with --now */
 
     redisAppendCommand(w->redis, "ZADD %s %lld %s", LOYALTY_KEY_WORKERS, now,
                        w->id);
@@ -549,6 +575,39 @@ worker_heartbeat(worker_t *w)
     }
 
     return 0;
+}
+
+
+int
+worker_stopping(void)
+{
+    return worker_stop;
+}
+
+
+long long
+worker_now(worker_t *w)
+{
+    return w->conf.now ? w->conf.now : (long long) time(NULL);
+}
+
+
+void *
+worker_arena_alloc(void *ctx, size_t size)
+{
+    void            *p;
+    worker_arena_t  *a = ctx;
+
+    size = (size + 15) & ~(size_t) 15;
+
+    if (a->used + size > a->size) {
+        return NULL;
+    }
+
+    p = a->buf + a->used;
+    a->used += size;
+
+    return p;
 }
 
 

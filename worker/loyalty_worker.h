@@ -27,7 +27,20 @@ typedef struct {
     int             once;
     const char     *spool;          /* nginx's loyalty_spool, or NULL */
     long            events_max;
+    long long       now;            /* --now: the clock, fixed; 0 real */
+    long            lease;          /* ms a worker holds a shard */
 } worker_conf_t;
+
+
+/* memory for a parsed JSON document, freed in one go */
+typedef struct {
+    char           *buf;
+    size_t          used;
+    size_t          size;
+} worker_arena_t;
+
+
+typedef struct worker_program_s  worker_program_t;
 
 
 typedef struct {
@@ -35,6 +48,8 @@ typedef struct {
     redisContext   *redis;
     int             incident;       /* a Redis failure has been logged */
     char            id[256];        /* host:pid */
+    worker_program_t  *program;     /* the one nginx published */
+    int             no_program;     /* its absence has been logged */
 } worker_t;
 
 
@@ -46,7 +61,15 @@ int worker_reply_ok(worker_t *w, redisContext *c, redisReply *reply);
 redisReply *worker_redis_argv(worker_t *w, int argc, const char **argv,
     const size_t *argvlen);
 
+void *worker_arena_alloc(void *ctx, size_t size);
+long long worker_now(worker_t *w);
+int worker_stopping(void);
+
 /* worker_spool.c */
 int worker_spool_replay(worker_t *w);
+
+/* worker_visit.c */
+int worker_visit(worker_t *w);
+void worker_program_free(worker_program_t *p);
 
 #endif /* LOYALTY_WORKER_H */

@@ -32,13 +32,6 @@
 #define SPOOL_ARGS_MAX  64
 
 
-typedef struct {
-    char    *buf;
-    size_t   used;
-    size_t   size;
-} worker_arena_t;
-
-
 static int spool_replay_file(worker_t *w, int fd, const char *path);
 static int spool_replay_line(worker_t *w, char *line, size_t len);
 static int spool_call(worker_t *w, const loyalty_json_t *call,
@@ -47,7 +40,6 @@ static int spool_event(worker_t *w, const loyalty_json_t *order,
     const loyalty_json_t *customer, redisReply *reply);
 static void spool_reject(const char *dir, const char *line, size_t len,
     const char *why);
-static void *spool_alloc(void *ctx, size_t size);
 
 
 /*
@@ -236,7 +228,7 @@ spool_replay_line(worker_t *w, char *line, size_t len)
         return -1;
     }
 
-    limits.alloc = spool_alloc;
+    limits.alloc = worker_arena_alloc;
     limits.ctx = &arena;
     limits.max_depth = 8;
     limits.max_values = 4096;
@@ -399,23 +391,4 @@ spool_reject(const char *dir, const char *line, size_t len, const char *why)
 
     worker_log(WORKER_LOG_ERROR, "a spooled line is %s; set aside in %s",
                why, path);
-}
-
-
-static void *
-spool_alloc(void *ctx, size_t size)
-{
-    void            *p;
-    worker_arena_t  *a = ctx;
-
-    size = (size + 15) & ~(size_t) 15;
-
-    if (a->used + size > a->size) {
-        return NULL;
-    }
-
-    p = a->buf + a->used;
-    a->used += size;
-
-    return p;
 }

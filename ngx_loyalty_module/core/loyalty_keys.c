@@ -37,12 +37,20 @@ loyalty_shard(const char *s, size_t len)
 
 
 size_t
-loyalty_key_due(char *buf, const char *customer, size_t len, long long due)
+loyalty_key_due(char *buf, const char *customer, size_t len,
+    const char *suffix)
+{
+    return loyalty_key_shard(buf, loyalty_shard(customer, len), suffix);
+}
+
+
+size_t
+loyalty_key_shard(char *buf, unsigned shard, const char *suffix)
 {
     int  n;
 
-    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{due:%u}:%lld",
-                 loyalty_shard(customer, len), due / 3600);
+    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{due:%u}%s",
+                 shard, suffix);
 
     return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
 }
@@ -57,17 +65,4 @@ loyalty_key_order(char *buf, const char *order, size_t len)
                  loyalty_shard(order, len));
 
     return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
-}
-
-
-size_t
-loyalty_due_member(char *buf, size_t size, const char *customer, size_t clen,
-    const char *order, size_t olen)
-{
-    int  n;
-
-    n = snprintf(buf, size, "%.*s %.*s", (int) clen, customer, (int) olen,
-                 order);
-
-    return n < (int) size ? (size_t) n : size - 1;
 }

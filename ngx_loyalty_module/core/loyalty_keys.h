@@ -14,7 +14,10 @@
  *   loyalty:{customer:ID}:holds      points held per checkout (zset)
  *   loyalty:{customer:ID}:holdv      how many points each holds (hash)
  *   loyalty:{batch:ID}               a bulk generation of coupons (hash)
- *   loyalty:{due:S}:H                orders due in hour H, shard S (set)
+ *   loyalty:{customer:ID}:out        its events not yet in the stream (list)
+ *   loyalty:{due:S}                  when the worker next visits each
+ *                                    customer of shard S (zset)
+ *   loyalty:{due:S}:lease            which worker works shard S (string)
  *   loyalty:{orders:S}               which customer each order is (hash)
  *   loyalty:{program}                the published program (hash)
  *   loyalty:{events}                 events for the shop's mailer (stream)
@@ -35,7 +38,7 @@
 /* stream of events for the shop's mailer */
 #define LOYALTY_KEY_EVENTS   LOYALTY_KEY_PREFIX "{events}"
 
-/* orders fall in one of this many shards of the due index, by customer */
+/* customers fall in one of this many shards of the schedule, by id */
 #define LOYALTY_DUE_SHARDS   16
 
 /* sorted set: member host:pid, score the unix time of its last pass */
@@ -57,17 +60,15 @@ size_t loyalty_key(char *buf, const char *kind, const char *id, size_t len,
     const char *suffix);
 
 /*
- * The due-index set of a customer's orders due at a time:
- * loyalty:{due:S}:H with S the customer's shard and H the hour of due.
+ * The visit schedule of a customer's shard, loyalty:{due:S} suffix: the
+ * sorted set of when loyalty-worker next visits each customer (suffix ""),
+ * or the shard's lease (":lease").
  */
 size_t loyalty_key_due(char *buf, const char *customer, size_t len,
-    long long due);
+    const char *suffix);
+size_t loyalty_key_shard(char *buf, unsigned shard, const char *suffix);
 
 /* The registry shard of an order: loyalty:{orders:S}. */
 size_t loyalty_key_order(char *buf, const char *order, size_t len);
-
-/* The member of an order in the due index: "customer order". */
-size_t loyalty_due_member(char *buf, size_t size, const char *customer,
-    size_t clen, const char *order, size_t olen);
 
 #endif /* LOYALTY_KEYS_H */

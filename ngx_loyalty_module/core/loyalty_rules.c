@@ -304,7 +304,8 @@ loyalty_program_write(const loyalty_program_t *p, char *buf, size_t size)
                 "\"tier_downgrade\":%d,\"order_every\":%lld,"
                 "\"order_points\":%lld,\"referrer_points\":%lld,"
                 "\"referred_points\":%lld,\"referral_limit\":%lld,"
-                "\"referral_period\":%lld,\"birthday_points\":%lld}",
+                "\"referral_period\":%lld,\"birthday_points\":%lld,"
+                "\"timezone\":",
                 (long long) p->return_window, (long long) p->points_expire,
                 (long long) p->expire_notice, (long long) p->tier_window,
                 p->tier_downgrade, (long long) p->order_every,
@@ -313,6 +314,8 @@ loyalty_program_write(const loyalty_program_t *p, char *buf, size_t size)
                 (long long) p->referral_limit,
                 (long long) p->referral_period,
                 (long long) p->birthday_points);
+    loyalty_out_string(&o, p->timezone.data, p->timezone.len);
+    loyalty_out(&o, "}");
 
     return loyalty_out_done(&o, buf);
 }
@@ -331,7 +334,10 @@ loyalty_program_read(const loyalty_json_t *root, loyalty_program_t *p)
         return -1;
     }
 
-    if (loyalty_json_str(root, "currency", &s) != 0 || s.len != 3) {
+    /* "" when ops set no currency: the program then earns nothing */
+    if (loyalty_json_str(root, "currency", &s) != 0
+        || (s.len != 0 && s.len != 3))
+    {
         return -1;
     }
 
@@ -445,6 +451,10 @@ loyalty_program_read(const loyalty_json_t *root, loyalty_program_t *p)
     p->referral_limit = loyalty_json_int(root, "referral_limit");
     p->referral_period = loyalty_json_int(root, "referral_period");
     p->birthday_points = loyalty_json_int(root, "birthday_points");
+
+    if (loyalty_json_str(root, "timezone", &p->timezone) != 0) {
+        return -1;
+    }
 
     return 0;
 }

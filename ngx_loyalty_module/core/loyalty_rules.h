@@ -79,7 +79,8 @@ typedef struct {
     int64_t               points_expire;    /* seconds; 0 never */
     int64_t               expire_notice;    /* seconds before expiry */
     int64_t               tier_window;      /* seconds of spend counted */
-    int                   tier_downgrade;   /* at most one level a period */
+    int                   tier_downgrade;   /* 1: at most one level a
+                                               tier_window; 0: in full */
 
     int64_t               order_every;      /* every Nth order ... */
     int64_t               order_points;     /* ... earns these points */
@@ -88,6 +89,7 @@ typedef struct {
     int64_t               referral_limit;   /* per referrer per period */
     int64_t               referral_period;  /* seconds */
     int64_t               birthday_points;
+    loyalty_str_t         timezone;         /* "" for UTC */
 } loyalty_program_t;
 
 

@@ -25,12 +25,16 @@
 -- ARGV[12] referral code the order carries ('' for none)
 -- ARGV[13] points the order redeems: spent oldest lot first, whatever the
 --          checkout held (the hold itself is given back)
+-- ARGV[14] the coupon code the order used ('' for none)
 --
 -- The account: a available, h held, p pending, n orders, e enrolled at,
 -- t tier, rb referred by, L lots "expiry:points,..." oldest first, and a
 -- field o:<order> per order:
---   state|points|due|basis|version|fingerprint|redeemed|bonus|referral
--- with state P (pending), C (credited) or V (voided).
+--   state|points|due|basis|version|fingerprint|redeemed|bonus|referral|
+--   coupon|returned
+-- with state P (pending), C (credited) or V (voided), and returned the
+-- amount returned so far (minor units).  loyalty-worker credits it when
+-- due (account_visit.lua).
 --
 -- Returns {'recorded' | 'replayed', points, pending, redeemed, bonus}
 -- or {'conflict'}.
@@ -43,6 +47,7 @@ local version, checkout = ARGV[8], ARGV[9]
 local every, reward = tonumber(ARGV[10]), tonumber(ARGV[11])
 local referral = ARGV[12]
 local redeem = tonumber(ARGV[13])
+local coupon = ARGV[14]
 
 local function fields(s)
     local out, start = {}, 1
@@ -136,7 +141,7 @@ end
 local earned = points + bonus
 redis.call('HSET', account, 'o:' .. order,
            table.concat({'P', earned, due, basis, version, fingerprint,
-                         redeemed, bonus, referral}, '|'))
+                         redeemed, bonus, referral, coupon, 0}, '|'))
 local pending = redis.call('HINCRBY', account, 'p', earned)
 
 return {'recorded', earned, pending, redeemed, bonus}

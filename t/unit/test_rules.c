@@ -304,6 +304,7 @@ assert_same_program(const loyalty_program_t *a, const loyalty_program_t *b)
     assert_int_equal(a->referral_limit, b->referral_limit);
     assert_int_equal(a->referral_period, b->referral_period);
     assert_int_equal(a->birthday_points, b->birthday_points);
+    assert_same_str(&a->timezone, &b->timezone);
 }
 
 
@@ -928,7 +929,7 @@ the_written_program_is_the_json_the_worker_reads(void **state)
         "\"tier_downgrade\":0,\"order_every\":0,\"order_points\":0,"
         "\"referrer_points\":0,\"referred_points\":0,"
         "\"referral_limit\":0,\"referral_period\":31536000,"
-        "\"birthday_points\":0}");
+        "\"birthday_points\":0,\"timezone\":\"\"}");
     assert_int_equal(len, strlen(written));
 
     prog.earn_round = LOYALTY_ROUND_HALF_EVEN;
@@ -1003,6 +1004,7 @@ writing_then_reading_gives_the_same_program(void **state)
     prog.referral_limit = 5;
     prog.referral_period = 90 * DAY;
     prog.birthday_points = INT64_MAX;
+    prog.timezone = str("America/Argentina/Buenos_Aires");
 
     write_and_read();
     assert_same_program(&prog, &back);
@@ -1112,7 +1114,8 @@ a_program_without_currency_or_tier_name_is_refused(void **state)
 
     assert_int_equal(loyalty_program_read(
         json("{'currency':'EUR','earn_rounding':'down',"
-             "'tiers':[{'name':'member','perks':''}]}"), &back), 0);
+             "'tiers':[{'name':'member','perks':''}],'timezone':''}"),
+        &back), 0);
     assert_string_equal(back.currency, "EUR");
     assert_int_equal(back.ntiers, 1);
 
@@ -1123,6 +1126,12 @@ a_program_without_currency_or_tier_name_is_refused(void **state)
         json("{'currency':978,'earn_rounding':'down'}"), &back), -1);
     assert_int_equal(loyalty_program_read(
         json("{'currency':'EURO','earn_rounding':'down'}"), &back), -1);
+
+    /* no loyalty_currency: a program that earns nothing, still read */
+    assert_int_equal(loyalty_program_read(
+        json("{'currency':'','earn_rounding':'down','timezone':''}"), &back),
+        0);
+    assert_string_equal(back.currency, "");
 
     assert_int_equal(loyalty_program_read(
         json("{'currency':'EUR','earn_rounding':'down',"
@@ -1138,6 +1147,8 @@ a_program_without_currency_or_tier_name_is_refused(void **state)
     /* the rest of what the writer always writes */
     assert_int_equal(loyalty_program_read(
         json("{'currency':'EUR'}"), &back), -1);
+    assert_int_equal(loyalty_program_read(
+        json("{'currency':'EUR','earn_rounding':'down'}"), &back), -1);
     assert_int_equal(loyalty_program_read(
         json("{'currency':'EUR','earn_rounding':'down',"
              "'multipliers':[{'colour':'red','factor':2000}]}"), &back), -1);
@@ -1200,7 +1211,7 @@ numbers_that_are_not_64_bit_integers_read_as_0(void **state)
              "'order_points':9223372036854775807,"
              "'referrer_points':-999999999999999999,"
              "'referred_points':1.5,'referral_limit':1e3,"
-             "'birthday_points':'100'}"), &back), 0);
+             "'birthday_points':'100','timezone':''}"), &back), 0);
 
     assert_int_equal(back.earn_points, 0);
     assert_int_equal(back.earn_amount, 0);

@@ -537,6 +537,17 @@ sub stop_worker {
     return $pid ? $status{$pid} : \%status;
 }
 
+# SIGKILL: the worker gets no chance to finish anything.
+sub kill_worker {
+    my ($self, $pid) = @_;
+
+    my $status = reap($pid, 'KILL');
+    $self->{worker_pids} = [ grep { $_ != $pid }
+                             @{ $self->{worker_pids} || [] } ];
+
+    return $status;
+}
+
 sub run_worker {
     my ($self, @args) = @_;
 

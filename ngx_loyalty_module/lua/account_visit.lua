@@ -1,0 +1,363 @@
+-- account_visit.lua: everything of one customer that was waiting for a
+-- time, done by loyalty-worker when the schedule says the customer is due.
+--
+--   credit     orders whose return window ended: pending -> available, a
+--              lot that expires points_expire later, lifetime, tier spend
+--   expiry     lots whose time came: removed from available
+--   reminder   lots expiring within the notice, once per lot
+--   tier       recomputed over the rolling window; up at once, down in
+--              full or at most one level per window
+--   statement  once a month, unless the customer opted out
+--   birthday   the birthday points, once a year
+--
+-- Every step is decided by the account's own state, so a visit done twice
+-- (a worker killed after it, two workers at once) changes nothing more.
+-- The events go to the account's outbox in the same step; the worker adds
+-- them to the stream, then empties the outbox (account_flush.lua).
+--
+-- KEYS[1] the account            loyalty:{customer:ID}
+-- KEYS[2] its outbox             loyalty:{customer:ID}:out   (list)
+-- ARGV[1]  now (unix seconds)
+-- ARGV[2]  the customer id
+-- ARGV[3]  points_expire: seconds a lot lives (0: never)
+-- ARGV[4]  expire_notice: seconds before expiry the reminder goes
+-- ARGV[5]  tiers "name:threshold:factor,..." lowest first, threshold in
+--          minor units of spend ('' when the program has none)
+-- ARGV[6]  tier_window in seconds
+-- ARGV[7]  tier downgrade: 'full' or 'one'
+-- ARGV[8]  the month now, "YYYY-MM" in the shop's time zone
+-- ARGV[9]  today, "MM-DD" in the shop's time zone; "02-28,02-29" on the
+--          28th of February of a year without a 29th
+-- ARGV[10] the year now, "YYYY"
+-- ARGV[11] birthday points (0: none)
+--
+-- Account fields beyond order_record.lua's: lt lifetime points credited,
+-- S tier spend "time:amount:order,..." (credited orders in the window),
+-- tc when the tier last changed, xr the latest expiry reminded, sm the
+-- month of the last statement, bd birthday "MM-DD", by the year of the
+-- last birthday bonus, mo "1" when opted out of marketing, rr a referral
+-- settled ("rewarded" or why not).
+--
+-- Returns {next, birthday, referral, referral order, event, event, ...}:
+-- next the earliest time something of the account will be due ('' for
+-- nothing but the monthly statement and the birthday, which the worker
+-- adds: they need the time zone; 'gone' when there is no account), the
+-- birthday ("MM-DD" or ''), the referral code of a credited first order
+-- still to settle and that order ('' for none), and every event in the
+-- outbox, each "field\nvalue\nfield\nvalue...".
+
+local account, outbox = KEYS[1], KEYS[2]
+local now, customer = tonumber(ARGV[1]), ARGV[2]
+local expire, notice = tonumber(ARGV[3]), tonumber(ARGV[4])
+local tiers_arg, window, downgrade = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local month, today, year = ARGV[8], ARGV[9], ARGV[10]
+local birthday_points = tonumber(ARGV[11])
+
+local function int(n)
+    return string.format('%d', n)
+end
+
+local function fields(s)
+    local out, start = {}, 1
+    while true do
+        local i = string.find(s, '|', start, true)
+        if not i then
+            out[#out + 1] = string.sub(s, start)
+            return out
+        end
+        out[#out + 1] = string.sub(s, start, i - 1)
+        start = i + 1
+    end
+end
+
+local raw = redis.call('HGETALL', account)
+
+if #raw == 0 then
+    return {'gone', '', '', '', unpack(redis.call('LRANGE', outbox, 0, -1))}
+end
+
+local acc, orders = {}, {}
+for i = 1, #raw, 2 do
+    local k, v = raw[i], raw[i + 1]
+    if string.sub(k, 1, 2) == 'o:' then
+        orders[#orders + 1] = {string.sub(k, 3), v}
+    else
+        acc[k] = v
+    end
+end
+
+local a = tonumber(acc.a or '0')
+local p = tonumber(acc.p or '0')
+local lt = tonumber(acc.lt or '0')
+local opted_out = acc.mo == '1'
+local set, del, events = {}, {}, {}
+local soonest
+
+local function sooner(t)
+    if t and (soonest == nil or t < soonest) then
+        soonest = t
+    end
+end
+
+local function event(type, id, ...)
+    local e = {'type', type, 'id', id, 'customer', customer, 'at', int(now),
+               ...}
+    events[#events + 1] = table.concat(e, '\n')
+end
+
+-- the lots, oldest first: {expiry, points}; expiry 0 never comes
+local lots = {}
+for expiry, left in string.gmatch(acc.L or '', '(%d+):(%d+)') do
+    lots[#lots + 1] = {tonumber(expiry), tonumber(left)}
+end
+
+-- the tier spend: {time, amount, order}
+local spend = {}
+for t, amount, order in string.gmatch(acc.S or '', '(%d+):(%d+):([^,]*)') do
+    spend[#spend + 1] = {tonumber(t), tonumber(amount), order}
+end
+
+-- credit ------------------------------------------------------------------
+
+local credited, credited_points, first, referral, referral_order = {}, 0
+
+for _, o in ipairs(orders) do
+    local id, f = o[1], fields(o[2])
+    local due = tonumber(f[3])
+
+    if f[1] == 'P' and due <= now then
+        local points = tonumber(f[2])
+        f[1] = 'C'
+        set['o:' .. id] = table.concat(f, '|')
+
+        p = p - points
+        a = a + points
+        lt = lt + points
+        credited_points = credited_points + points
+        credited[#credited + 1] = id
+        first = first or id
+
+        if points > 0 then
+            lots[#lots + 1] = {expire > 0 and now + expire or 0, points}
+        end
+
+        if tiers_arg ~= '' then
+            local amount = tonumber(f[4]) - tonumber(f[11] or '0')
+            if amount > 0 then
+                spend[#spend + 1] = {now, amount, id}
+            end
+        end
+
+        if (f[9] or '') ~= '' and not acc.rr then
+            referral, referral_order = f[9], id
+        end
+
+    elseif f[1] == 'P' then
+        sooner(due)
+
+    elseif f[1] == 'C' and (f[9] or '') ~= '' and not acc.rr then
+        -- credited by a visit whose referral the worker did not settle
+        referral, referral_order = f[9], id
+    end
+end
+
+if #credited > 0 then
+    event('points_credited', 'points_credited:' .. first,
+          'orders', table.concat(credited, ','),
+          'points', int(credited_points), 'available', int(a))
+end
+
+-- birthday ------------------------------------------------------------------
+
+if birthday_points > 0 and acc.bd and acc.by ~= year
+   and string.find(',' .. today .. ',', ',' .. acc.bd .. ',', 1, true)
+then
+    lots[#lots + 1] = {expire > 0 and now + expire or 0, birthday_points}
+    a = a + birthday_points
+    lt = lt + birthday_points
+    set.by = year
+    event('birthday_bonus', 'birthday_bonus:' .. customer .. ':' .. year,
+          'points', int(birthday_points), 'available', int(a))
+end
+
+-- expiry and reminders -------------------------------------------------------
+
+local expired, kept = 0, {}
+local reminded = tonumber(acc.xr or '0')
+local expiring, expiring_first, expiring_last = 0
+
+for _, lot in ipairs(lots) do
+    local expiry, left = lot[1], lot[2]
+
+    if expiry ~= 0 and expiry <= now then
+        expired = expired + left
+    else
+        kept[#kept + 1] = lot
+
+        if expiry ~= 0 then
+            sooner(expiry)
+
+            if expiry > reminded then
+                if expiry - notice <= now then
+                    expiring = expiring + left
+                    expiring_first = math.min(expiring_first or expiry, expiry)
+                    expiring_last = math.max(expiring_last or expiry, expiry)
+                else
+                    sooner(expiry - notice)
+                end
+            end
+        end
+    end
+end
+
+lots = kept
+
+if expired > 0 then
+    a = a - expired
+    event('points_expired', 'points_expired:' .. customer .. ':' .. int(now),
+          'points', int(expired), 'available', int(a))
+end
+
+if expiring > 0 then
+    set.xr = int(expiring_last)
+    if not opted_out then
+        event('points_expiring', 'points_expiring:' .. customer .. ':'
+              .. int(expiring_last), 'points', int(expiring),
+              'expires_at', int(expiring_first), 'available', int(a))
+    end
+end
+
+-- tier ----------------------------------------------------------------------
+
+local tier_name, next_tier, to_next = '', '', 0
+
+if tiers_arg ~= '' then
+    local tiers = {}
+    for name, threshold in string.gmatch(tiers_arg, '([^:,]+):(%d+):%d+') do
+        tiers[#tiers + 1] = {name, tonumber(threshold)}
+    end
+
+    local total, live = 0, {}
+    for _, s in ipairs(spend) do
+        if s[1] > now - window then
+            live[#live + 1] = s
+            total = total + s[2]
+            sooner(s[1] + window)
+        end
+    end
+    spend = live
+
+    local current, target = 1, 1
+    for i, t in ipairs(tiers) do
+        if t[1] == acc.t then
+            current = i
+        end
+        if total >= t[2] then
+            target = i
+        end
+    end
+
+    local changed = tonumber(acc.tc or '0')
+    local to = target
+
+    if target < current and downgrade == 'one' then
+        if now >= changed + window then
+            to = current - 1
+        else
+            to = current
+            sooner(changed + window)
+        end
+    end
+
+    if to ~= current then
+        if to == 1 then
+            del[#del + 1] = 't'
+        else
+            set.t = tiers[to][1]
+        end
+        set.tc = int(now)
+        event('tier_changed', 'tier_changed:' .. customer .. ':' .. int(now),
+              'from', tiers[current][1], 'to', tiers[to][1],
+              'direction', to > current and 'up' or 'down')
+        if to > target then
+            sooner(now + window)
+        end
+    end
+
+    tier_name = tiers[to][1]
+    if tiers[to + 1] then
+        next_tier = tiers[to + 1][1]
+        to_next = math.max(tiers[to + 1][2] - total, 0)
+    end
+end
+
+-- statement -----------------------------------------------------------------
+
+if month ~= '' and acc.e and not acc.sm then
+    -- statements start with the first month after the first visit
+    set.sm = month
+
+elseif month ~= '' and acc.e and acc.sm ~= month and not opted_out then
+    local soon, soon_at = 0
+    for _, lot in ipairs(lots) do
+        if lot[1] ~= 0 and lot[1] - notice <= now then
+            soon = soon + lot[2]
+            soon_at = math.min(soon_at or lot[1], lot[1])
+        end
+    end
+
+    set.sm = month
+    event('monthly_statement', 'monthly_statement:' .. customer .. ':'
+          .. month, 'month', month, 'available', int(a), 'pending', int(p),
+          'expiring_soon', int(soon), 'expiring_at', soon_at and int(soon_at)
+          or '', 'tier', tier_name, 'next_tier', next_tier,
+          'to_next_tier', int(to_next))
+end
+
+-- write ---------------------------------------------------------------------
+
+local parts = {}
+for _, lot in ipairs(lots) do
+    parts[#parts + 1] = int(lot[1]) .. ':' .. int(lot[2])
+end
+if #parts > 0 then
+    set.L = table.concat(parts, ',')
+elseif acc.L then
+    del[#del + 1] = 'L'
+end
+
+if tiers_arg ~= '' then
+    parts = {}
+    for _, s in ipairs(spend) do
+        parts[#parts + 1] = int(s[1]) .. ':' .. int(s[2]) .. ':' .. s[3]
+    end
+    if #parts > 0 then
+        set.S = table.concat(parts, ',')
+    elseif acc.S then
+        del[#del + 1] = 'S'
+    end
+end
+
+if #credited > 0 or expired > 0 or set.by then
+    set.a = int(a)
+    set.p = int(p)
+    set.lt = int(lt)
+end
+
+local flat = {}
+for k, v in pairs(set) do
+    flat[#flat + 1] = k
+    flat[#flat + 1] = v
+end
+if #flat > 0 then
+    redis.call('HSET', account, unpack(flat))
+end
+if #del > 0 then
+    redis.call('HDEL', account, unpack(del))
+end
+if #events > 0 then
+    redis.call('RPUSH', outbox, unpack(events))
+end
+
+return {soonest and int(soonest) or '', acc.bd or '', referral or '',
+        referral_order or '', unpack(redis.call('LRANGE', outbox, 0, -1))}

@@ -1,0 +1,26 @@
+-- due_add.lua: asks loyalty-worker to visit a customer by a time.
+--
+-- The schedule holds one entry per customer: the earliest time anything of
+-- theirs needs the worker.  An entry only moves earlier here, and any call
+-- changes its score: the worker, after a visit, moves the entry on only if
+-- its score is still the one it read (due_next.lua), so an order recorded
+-- while the worker was visiting is never left without a visit.
+--
+-- KEYS[1] the schedule          loyalty:{due:S}   customer -> time
+-- ARGV[1] customer
+-- ARGV[2] the time the customer is due (unix seconds)
+
+local key, customer, due = KEYS[1], ARGV[1], tonumber(ARGV[2])
+
+local score = tonumber(redis.call('ZSCORE', key, customer))
+
+if score == nil or due < score then
+    score = due
+else
+    -- already due earlier: a millisecond earlier still, to be seen changed
+    score = score - 0.001
+end
+
+redis.call('ZADD', key, score, customer)
+
+return 1

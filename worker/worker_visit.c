@@ -1,0 +1,664 @@
+/*
+ * Visits: what waits for a time.  The schedule, loyalty:{due:S} for each
+ * shard S, says when each customer next needs the worker (an order's
+ * return window ends, a lot expires, a reminder, a tier drops, the monthly
+ * statement, a birthday).  A pass takes every customer due now, in
+ * batches, and for each:
+ *
+ *   1. account_visit.lua does in the account whatever is due, and puts
+ *      the events in the account's outbox;
+ *   2. the outbox goes to the events stream, then is emptied;
+ *   3. due_next.lua moves the customer's entry to the next time, unless
+ *      nginx touched it meanwhile (then the customer is visited again).
+ *
+ * A worker killed between the steps leaves the entry due: the next visit
+ * finds the work done, sends the outbox again (consumers dedupe by event
+ * id) and moves on.  A shard is worked by one worker at a time, under a
+ * lease that the worker renews every batch and loses when it dies.
+ *
+ * The worker follows the program nginx published to loyalty:{program}.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loyalty_json.h"
+#include "loyalty_keys.h"
+#include "loyalty_rules.h"
+#include "loyalty_script.h"
+#include "loyalty_worker.h"
+
+
+#define VISIT_ARGS     16       /* EVALSHA sha 2 keys, then 11 ARGV */
+#define VISIT_HEAD     4        /* next, birthday, referral, its order */
+#define EVENT_FIELDS   64       /* fields and values of one event */
+
+
+struct worker_program_s {
+    char                version[64];
+    worker_arena_t      arena;
+    char               *json;
+    loyalty_program_t   p;
+    char                tiers[LOYALTY_PROGRAM_MAX * 200];
+    char                expire[24];
+    char                notice[24];
+    char                window[24];
+    char                birthday[24];
+};
+
+
+/* the shop's calendar at the time of a pass */
+typedef struct {
+    long long           now;
+    char                now_text[24];
+    char                month[16];      /* "2026-11" */
+    char                today[16];      /* "11-27", or "02-28,02-29" */
+    char                year[8];
+    long long           next_month;     /* unix time the next one starts */
+    int                 year_number;
+} worker_calendar_t;
+
+
+typedef struct {
+    int                 visited;
+    int                 events;
+} worker_tally_t;
+
+
+static int program_load(worker_t *w);
+static void calendar(worker_calendar_t *cal, long long now);
+static long long next_birthday(const worker_calendar_t *cal,
+    const char *bd);
+static int visit_shard(worker_t *w, unsigned shard,
+    const worker_calendar_t *cal, worker_tally_t *tally);
+static int shard_lease(worker_t *w, const char *lease, long ms);
+static int visit_batch(worker_t *w, const char *due, redisReply *entries,
+    const worker_calendar_t *cal, worker_tally_t *tally);
+static int send_events(worker_t *w, redisReply **visits, size_t n);
+static int leap(int year);
+
+
+/*
+ * One pass over every shard.  Returns 0, or -1 when Redis failed (what
+ * was not finished stays due).
+ */
+
+int
+worker_visit(worker_t *w)
+{
+    int                 rc;
+    unsigned            i, first;
+    worker_tally_t      tally;
+    worker_calendar_t   cal;
+
+    rc = program_load(w);
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
+    }
+
+    calendar(&cal, worker_now(w));
+
+    tally.visited = 0;
+    tally.events = 0;
+
+    /* workers start at different shards, so that several share the work */
+    first = (unsigned) getpid();
+
+    for (i = 0; i < LOYALTY_DUE_SHARDS && !worker_stopping(); i++) {
+        if (visit_shard(w, (first + i) % LOYALTY_DUE_SHARDS, &cal, &tally)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    if (tally.visited) {
+        worker_log(WORKER_LOG_INFO, "visited %d customers, %d events",
+                   tally.visited, tally.events);
+    }
+
+    return 0;
+}
+
+
+/*
+ * The program nginx published, read again when its version changes.
+ * Returns 0, 1 when there is none (yet) to follow, -1 when Redis failed.
+ */
+
+static int
+program_load(worker_t *w)
+{
+    int                     rc;
+    size_t                  i, len;
+    char                   *p;
+    redisReply             *current, *json;
+    loyalty_json_t         *root;
+    worker_program_t       *prog;
+    loyalty_json_limits_t   limits;
+    loyalty_json_error_t    err;
+
+    current = redisCommand(w->redis, "HGET %s current", LOYALTY_KEY_PROGRAM);
+    if (current == NULL) {
+        worker_redis_error(w, w->redis->errstr);
+        return -1;
+    }
+
+    if (current->type != REDIS_REPLY_STRING || current->len >= 64) {
+        if (!w->no_program) {
+            w->no_program = 1;
+            worker_log(WORKER_LOG_WARN, "no program in %s yet: nginx "
+                       "publishes it once it connects to Redis; nothing "
+                       "is credited until then", LOYALTY_KEY_PROGRAM);
+        }
+
+        freeReplyObject(current);
+        return 1;
+    }
+
+    w->no_program = 0;
+
+    if (w->program != NULL && strcmp(w->program->version, current->str) == 0)
+    {
+        freeReplyObject(current);
+        return 0;
+    }
+
+    json = redisCommand(w->redis, "HGET %s v:%s", LOYALTY_KEY_PROGRAM,
+                        current->str);
+    if (json == NULL) {
+        freeReplyObject(current);
+        worker_redis_error(w, w->redis->errstr);
+        return -1;
+    }
+
+    prog = calloc(1, sizeof(worker_program_t));
+    rc = 1;
+
+    if (prog == NULL || json->type != REDIS_REPLY_STRING) {
+        worker_log(WORKER_LOG_ERROR, "program %s is not in %s", current->str,
+                   LOYALTY_KEY_PROGRAM);
+        goto done;
+    }
+
+    strcpy(prog->version, current->str);
+
+    prog->json = malloc(json->len + 1);
+    prog->arena.size = 16 * json->len + 4096;
+    prog->arena.buf = malloc(prog->arena.size);
+
+    if (prog->json == NULL || prog->arena.buf == NULL) {
+        worker_log(WORKER_LOG_ERROR, "out of memory");
+        goto done;
+    }
+
+    memcpy(prog->json, json->str, json->len);
+    prog->json[json->len] = '\0';
+
+    limits.alloc = worker_arena_alloc;
+    limits.ctx = &prog->arena;
+    limits.max_depth = 8;
+    limits.max_values = 100000;
+    limits.max_members = 256;
+    limits.max_string = 4096;
+
+    root = loyalty_json_parse(prog->json, json->len, &limits, &err);
+
+    if (root == NULL || loyalty_program_read(root, &prog->p) != 0) {
+        worker_log(WORKER_LOG_ERROR, "program %s in %s cannot be read; "
+                   "is this loyalty-worker older than the module?",
+                   current->str, LOYALTY_KEY_PROGRAM);
+        goto done;
+    }
+
+    /* the tiers as account_visit.lua takes them */
+    p = prog->tiers;
+
+    for (i = 0; i < prog->p.ntiers; i++) {
+        len = (size_t) snprintf(p, sizeof(prog->tiers) - (p - prog->tiers),
+                                "%s%.*s:%lld:%lld", i ? "," : "",
+                                (int) prog->p.tiers[i].name.len,
+                                prog->p.tiers[i].name.data,
+                                (long long) prog->p.tiers[i].threshold,
+                                (long long) prog->p.tiers[i].factor);
+        p += len;
+    }
+
+    snprintf(prog->expire, sizeof(prog->expire), "%lld",
+             (long long) prog->p.points_expire);
+    snprintf(prog->notice, sizeof(prog->notice), "%lld",
+             (long long) prog->p.expire_notice);
+    snprintf(prog->window, sizeof(prog->window), "%lld",
+             (long long) prog->p.tier_window);
+    snprintf(prog->birthday, sizeof(prog->birthday), "%lld",
+             (long long) prog->p.birthday_points);
+
+    /* the shop's calendar: statements and birthdays follow its days */
+    setenv("TZ", prog->p.timezone.len ? prog->p.timezone.data : "UTC", 1);
+    tzset();
+
+    worker_program_free(w->program);
+    w->program = prog;
+    prog = NULL;
+    rc = 0;
+
+    worker_log(WORKER_LOG_INFO, "following program %s", current->str);
+
+done:
+
+    worker_program_free(prog);
+    freeReplyObject(json);
+    freeReplyObject(current);
+
+    return rc;
+}
+
+
+void
+worker_program_free(worker_program_t *p)
+{
+    if (p != NULL) {
+        free(p->json);
+        free(p->arena.buf);
+        free(p);
+    }
+}
+
+
+static void
+calendar(worker_calendar_t *cal, long long now)
+{
+    time_t     t;
+    struct tm  tm;
+
+    t = (time_t) now;
+    localtime_r(&t, &tm);
+
+    cal->now = now;
+    cal->year_number = tm.tm_year + 1900;
+    snprintf(cal->now_text, sizeof(cal->now_text), "%lld", now);
+    strftime(cal->month, sizeof(cal->month), "%Y-%m", &tm);
+    strftime(cal->year, sizeof(cal->year), "%Y", &tm);
+
+    if (tm.tm_mon == 1 && tm.tm_mday == 28 && !leap(cal->year_number)) {
+        strcpy(cal->today, "02-28,02-29");
+
+    } else {
+        strftime(cal->today, sizeof(cal->today), "%m-%d", &tm);
+    }
+
+    tm.tm_mday = 1;
+    tm.tm_mon++;
+    tm.tm_hour = 0;
+    tm.tm_min = 0;
+    tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    cal->next_month = (long long) mktime(&tm);
+}
+
+
+/* The start of the customer's next birthday in the shop's time zone. */
+
+static long long
+next_birthday(const worker_calendar_t *cal, const char *bd)
+{
+    int        y, month, day;
+    time_t     t;
+    struct tm  tm;
+
+    if (sscanf(bd, "%2d-%2d", &month, &day) != 2) {
+        return 0;
+    }
+
+    for (y = cal->year_number; y <= cal->year_number + 1; y++) {
+        memset(&tm, 0, sizeof(tm));
+        tm.tm_year = y - 1900;
+        tm.tm_mon = month - 1;
+        tm.tm_mday = (month == 2 && day == 29 && !leap(y)) ? 28 : day;
+        tm.tm_isdst = -1;
+
+        t = mktime(&tm);
+
+        if ((long long) t > cal->now) {
+            return (long long) t;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+leap(int year)
+{
+    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+
+/*
+ * Every customer of a shard due now, batch by batch, under the shard's
+ * lease: taken (or skipped when another worker has it), renewed every
+ * batch, given back when the shard is done.
+ */
+
+static int
+visit_shard(worker_t *w, unsigned shard, const worker_calendar_t *cal,
+    worker_tally_t *tally)
+{
+    int          rc;
+    char         due[LOYALTY_KEY_MAX], lease[LOYALTY_KEY_MAX];
+    size_t       n;
+    redisReply  *reply;
+
+    loyalty_key_shard(due, shard, "");
+    loyalty_key_shard(lease, shard, ":lease");
+
+    for ( ;; ) {
+        rc = shard_lease(w, lease, w->conf.lease);
+
+        if (rc <= 0) {
+            if (rc == 0) {
+                worker_log(WORKER_LOG_DEBUG, "shard %u is another "
+                           "worker's", shard);
+            }
+
+            return rc;
+        }
+
+        if (worker_stopping()) {
+            break;
+        }
+
+        reply = redisCommand(w->redis, "ZRANGEBYSCORE %s -inf %lld "
+                             "WITHSCORES LIMIT 0 %ld", due, cal->now,
+                             w->conf.batch);
+
+        if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+            (void) worker_reply_ok(w, w->redis, reply);
+            return -1;
+        }
+
+        n = reply->elements / 2;
+        rc = n ? visit_batch(w, due, reply, cal, tally) : 0;
+        freeReplyObject(reply);
+
+        if (rc != 0) {
+            return rc;
+        }
+
+        if (n < (size_t) w->conf.batch) {
+            break;
+        }
+    }
+
+    return shard_lease(w, lease, 0) < 0 ? -1 : 0;
+}
+
+
+/* 1 held, 0 another worker's, -1 Redis failed; ms 0 gives it back. */
+
+static int
+shard_lease(worker_t *w, const char *lease, long ms)
+{
+    int          rc;
+    redisReply  *reply;
+
+    reply = redisCommand(w->redis, "EVALSHA %s 1 %s %s %ld",
+                         loyalty_scripts[LOYALTY_SCRIPT_lease].sha1, lease,
+                         w->id, ms);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        (void) worker_reply_ok(w, w->redis, reply);
+        return -1;
+    }
+
+    rc = (int) reply->integer;
+    freeReplyObject(reply);
+
+    return rc;
+}
+
+
+static int
+visit_batch(worker_t *w, const char *due, redisReply *entries,
+    const worker_calendar_t *cal, worker_tally_t *tally)
+{
+    int                  rc;
+    char                 account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
+    char                 next[24], trim[24];
+    size_t               i, n;
+    long long            t, soonest;
+    redisReply         **visits, *customer, *reply, **head;
+    worker_program_t    *prog = w->program;
+    const char          *argv[VISIT_ARGS];
+    size_t               argvlen[VISIT_ARGS];
+
+    n = entries->elements / 2;
+
+    visits = calloc(n, sizeof(redisReply *));
+    if (visits == NULL) {
+        worker_log(WORKER_LOG_ERROR, "out of memory");
+        return -1;
+    }
+
+    argv[0] = "EVALSHA";
+    argv[1] = loyalty_scripts[LOYALTY_SCRIPT_account_visit].sha1;
+    argv[2] = "2";
+    argv[5] = cal->now_text;
+    argv[7] = prog->expire;
+    argv[8] = prog->notice;
+    argv[9] = prog->tiers;
+    argv[10] = prog->window;
+    argv[11] = prog->p.tier_downgrade ? "one" : "full";
+    argv[12] = cal->month;
+    argv[13] = cal->today;
+    argv[14] = cal->year;
+    argv[15] = prog->birthday;
+
+    for (i = 0; i < VISIT_ARGS; i++) {
+        argvlen[i] = (i == 3 || i == 4 || i == 6) ? 0 : strlen(argv[i]);
+    }
+
+    /* 1. the visits, pipelined */
+    for (i = 0; i < n; i++) {
+        customer = entries->element[2 * i];
+
+        argv[3] = account;
+        argvlen[3] = loyalty_key(account, "customer", customer->str,
+                                 customer->len, "");
+        argv[4] = outbox;
+        argvlen[4] = loyalty_key(outbox, "customer", customer->str,
+                                 customer->len, ":out");
+        argv[6] = customer->str;
+        argvlen[6] = customer->len;
+
+        redisAppendCommandArgv(w->redis, VISIT_ARGS, argv, argvlen);
+    }
+
+    rc = 0;
+
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(w->redis, (void **) &visits[i]) != REDIS_OK) {
+            worker_redis_error(w, w->redis->errstr);
+            rc = -1;
+            goto done;
+        }
+
+        if (visits[i]->type == REDIS_REPLY_ERROR
+            && strncmp(visits[i]->str, "NOSCRIPT", 8) == 0)
+        {
+            /* Redis lost its scripts: a new connection loads them */
+            worker_redis_error(w, visits[i]->str);
+            rc = -1;
+            continue;
+        }
+
+        if (visits[i]->type != REDIS_REPLY_ARRAY
+            || visits[i]->elements < VISIT_HEAD)
+        {
+            worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": %s",
+                       entries->element[2 * i]->str,
+                       visits[i]->type == REDIS_REPLY_ERROR
+                       ? visits[i]->str : "unexpected reply");
+            freeReplyObject(visits[i]);
+            visits[i] = NULL;
+        }
+    }
+
+    /* 2. the outboxes into the stream */
+    if (rc != 0 || send_events(w, visits, n) != 0) {
+        rc = -1;
+        goto done;
+    }
+
+    /* 3. the outboxes emptied, the entries moved on */
+    for (i = 0; i < n; i++) {
+        if (visits[i] == NULL) {
+            continue;
+        }
+
+        customer = entries->element[2 * i];
+        head = visits[i]->element;
+
+        if (visits[i]->elements > VISIT_HEAD) {
+            loyalty_key(outbox, "customer", customer->str, customer->len,
+                        ":out");
+            snprintf(trim, sizeof(trim), "%zu",
+                     visits[i]->elements - VISIT_HEAD);
+            redisAppendCommand(w->redis, "LTRIM %s %s -1", outbox, trim);
+            tally->events += (int) (visits[i]->elements - VISIT_HEAD);
+        }
+
+        next[0] = '\0';
+
+        if (strcmp(head[0]->str, "gone") != 0) {
+            soonest = head[0]->len ? strtoll(head[0]->str, NULL, 10) : 0;
+
+            if (soonest == 0 || cal->next_month < soonest) {
+                soonest = cal->next_month;
+            }
+
+            if (head[1]->len) {
+                t = next_birthday(cal, head[1]->str);
+
+                if (t != 0 && t < soonest) {
+                    soonest = t;
+                }
+            }
+
+            snprintf(next, sizeof(next), "%lld", soonest);
+        }
+
+        redisAppendCommand(w->redis, "EVALSHA %s 1 %s %b %b %s",
+                           loyalty_scripts[LOYALTY_SCRIPT_due_next].sha1,
+                           due, customer->str, customer->len,
+                           entries->element[2 * i + 1]->str,
+                           entries->element[2 * i + 1]->len, next);
+        tally->visited++;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (visits[i] == NULL) {
+            continue;
+        }
+
+        if (visits[i]->elements > VISIT_HEAD) {
+            if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
+                || worker_reply_ok(w, w->redis, reply) != 0)
+            {
+                rc = -1;
+                goto done;
+            }
+        }
+
+        if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
+            || worker_reply_ok(w, w->redis, reply) != 0)
+        {
+            rc = -1;
+            goto done;
+        }
+    }
+
+done:
+
+    for (i = 0; i < n; i++) {
+        if (visits[i] != NULL) {
+            freeReplyObject(visits[i]);
+        }
+    }
+
+    free(visits);
+
+    return rc;
+}
+
+
+/* Every event of the visits, XADDed in one pipeline. */
+
+static int
+send_events(worker_t *w, redisReply **visits, size_t n)
+{
+    int          argc;
+    char         max[24], *p, *nl;
+    size_t       i, j, sent;
+    redisReply  *e, *reply;
+    const char  *argv[6 + EVENT_FIELDS];
+    size_t       argvlen[6 + EVENT_FIELDS];
+
+    snprintf(max, sizeof(max), "%ld", w->conf.events_max);
+
+    argv[0] = "XADD";
+    argv[1] = LOYALTY_KEY_EVENTS;
+    argv[2] = "MAXLEN";
+    argv[3] = "~";
+    argv[4] = max;
+    argv[5] = "*";
+
+    for (i = 0; i < 6; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+
+    sent = 0;
+
+    for (i = 0; i < n; i++) {
+        if (visits[i] == NULL) {
+            continue;
+        }
+
+        for (j = VISIT_HEAD; j < visits[i]->elements; j++) {
+            e = visits[i]->element[j];
+            argc = 6;
+
+            /* "field\nvalue\n...": split in place, the reply is ours */
+            for (p = e->str; p != NULL && argc < 6 + EVENT_FIELDS; argc++) {
+                nl = memchr(p, '\n', e->len - (p - e->str));
+                argv[argc] = p;
+                argvlen[argc] = nl ? (size_t) (nl - p)
+                                   : e->len - (p - e->str);
+                p = nl ? nl + 1 : NULL;
+            }
+
+            if (argc % 2 != 0) {
+                worker_log(WORKER_LOG_ERROR, "an event in an outbox is "
+                           "malformed: %.*s", (int) e->len, e->str);
+                return -1;
+            }
+
+            redisAppendCommandArgv(w->redis, argc, argv, argvlen);
+            sent++;
+        }
+    }
+
+    for (i = 0; i < sent; i++) {
+        if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
+            || worker_reply_ok(w, w->redis, reply) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
