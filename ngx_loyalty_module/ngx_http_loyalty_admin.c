@@ -276,7 +276,7 @@ ngx_http_loyalty_admin_allow(ngx_http_request_t *r, ngx_uint_t methods)
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
-    p = ngx_pnalloc(r->pool, sizeof("GET, POST, PUT, DELETE"));
+    p = ngx_pnalloc(r->pool, sizeof("GET, POST, PUT, PATCH, DELETE"));
 
     if (h == NULL || p == NULL) {
         return NGX_ERROR;
@@ -296,6 +296,10 @@ ngx_http_loyalty_admin_allow(ngx_http_request_t *r, ngx_uint_t methods)
 
     if (methods & NGX_HTTP_PUT) {
         p = ngx_cpymem(p, "PUT, ", 5);
+    }
+
+    if (methods & NGX_HTTP_PATCH) {
+        p = ngx_cpymem(p, "PATCH, ", 7);
     }
 
     if (methods & NGX_HTTP_DELETE) {

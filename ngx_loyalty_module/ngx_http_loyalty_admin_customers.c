@@ -3,6 +3,8 @@
  *
  *   GET /customers/{id}     the account: balances, pending accruals with
  *                           their due dates, lots, tier, orders
+ *   PATCH /customers/{id}   the profile the program uses: birthday,
+ *                           marketing opt-in or opt-out
  */
 
 #include "ngx_http_loyalty_admin.h"
@@ -12,8 +14,13 @@
 
 
 static void ngx_http_loyalty_customer_get(ngx_http_loyalty_admin_t *ctx);
-static void ngx_http_loyalty_customer_got(void *data, ngx_uint_t status,
+static void ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx);
+static void ngx_http_loyalty_customer_read(void *data, ngx_uint_t status,
     redisReply *reply);
+static void ngx_http_loyalty_customer_scheduled(void *data,
+    ngx_uint_t status, redisReply *reply);
+static ngx_int_t ngx_http_loyalty_customer_birthday(
+    const loyalty_json_t *v, ngx_str_t *out);
 static ngx_int_t ngx_http_loyalty_customer_id(ngx_http_loyalty_admin_t *ctx,
     ngx_str_t *key);
 static json_t *ngx_http_loyalty_customer_accrual(ngx_str_t *order,
@@ -24,6 +31,7 @@ static int64_t ngx_http_loyalty_reply_int(redisReply *e);
 
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[] = {
     { NGX_HTTP_GET, "customers/*", ngx_http_loyalty_customer_get },
+    { NGX_HTTP_PATCH, "customers/*", ngx_http_loyalty_customer_patch },
     { 0, NULL, NULL }
 };
 
@@ -38,7 +46,7 @@ ngx_http_loyalty_customer_get(ngx_http_loyalty_admin_t *ctx)
     }
 
     if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_get, &key, 1,
-                                    NULL, 0, ngx_http_loyalty_customer_got,
+                                    NULL, 0, ngx_http_loyalty_customer_read,
                                     0)
         != NGX_OK)
     {
@@ -47,8 +55,162 @@ ngx_http_loyalty_customer_get(ngx_http_loyalty_admin_t *ctx)
 }
 
 
+/* --- PATCH /customers/{id} ----------------------------------------------- */
+
 static void
-ngx_http_loyalty_customer_got(void *data, ngx_uint_t status,
+ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
+{
+    ngx_str_t              key, args[2], due, now, sched[2];
+    const loyalty_json_t  *v;
+
+    if (ngx_http_loyalty_customer_id(ctx, &key) != NGX_OK) {
+        return;
+    }
+
+    if (ctx->body == NULL || ctx->body->type != LOYALTY_JSON_OBJECT
+        || ctx->body->count == 0)
+    {
+        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                     "missing_body",
+                                     "send a JSON object with birthday, "
+                                     "marketing or both");
+        return;
+    }
+
+    ngx_str_null(&args[0]);
+    ngx_str_null(&args[1]);
+
+    for (v = ctx->body->child; v; v = v->next) {
+
+        if (v->key_len == 8 && ngx_strncmp(v->key, "birthday", 8) == 0) {
+            if (ngx_http_loyalty_customer_birthday(v, &args[0]) != NGX_OK) {
+                ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_field",
+                                             "birthday is \"MM-DD\" (a day "
+                                             "of the year) or null");
+                return;
+            }
+
+        } else if (v->key_len == 9
+                   && ngx_strncmp(v->key, "marketing", 9) == 0)
+        {
+            if (v->type != LOYALTY_JSON_TRUE
+                && v->type != LOYALTY_JSON_FALSE)
+            {
+                ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_field",
+                                             "marketing is true or false");
+                return;
+            }
+
+            ngx_str_set(&args[1], "0");
+
+            if (v->type == LOYALTY_JSON_TRUE) {
+                ngx_str_set(&args[1], "1");
+            }
+
+        } else {
+            ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "unknown_field",
+                                         "unknown field \"%*s\": a customer "
+                                         "has birthday and marketing",
+                                         v->key_len, v->key);
+            return;
+        }
+    }
+
+    /*
+     * The schedule first, in the same pipeline: the worker looks at the
+     * account at once (a birthday today); for a customer without an
+     * account its visit just removes the entry.
+     */
+    due.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
+    now.data = ngx_pnalloc(ctx->request->pool, NGX_TIME_T_LEN);
+
+    if (due.data == NULL || now.data == NULL) {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    due.len = loyalty_key_due((char *) due.data, (char *) ctx->params[0].data,
+                              ctx->params[0].len, "");
+    sched[0] = ctx->params[0];
+    sched[1].data = now.data;
+    sched[1].len = ngx_sprintf(now.data, "%T", ngx_time()) - now.data;
+
+    ctx->data = NULL;
+
+    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_due_add, &due, 1,
+                                    sched, 2,
+                                    ngx_http_loyalty_customer_scheduled, 0)
+        != NGX_OK
+        || ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_update,
+                                       &key, 1, args, 2,
+                                       ngx_http_loyalty_customer_read, 0)
+           != NGX_OK)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+    }
+}
+
+
+/* Answered by the update that follows it: this only notes a failure. */
+
+static void
+ngx_http_loyalty_customer_scheduled(void *data, ngx_uint_t status,
+    redisReply *reply)
+{
+    ngx_http_loyalty_admin_t  *ctx;
+
+    ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
+
+    if (status != NGX_HTTP_LOYALTY_REDIS_OK
+        || reply->type == REDIS_REPLY_ERROR)
+    {
+        ctx->data = ctx;    /* not scheduled: answer 503 */
+    }
+}
+
+
+/* "MM-DD", a day that some year has; null: none (as '-'). */
+
+static ngx_int_t
+ngx_http_loyalty_customer_birthday(const loyalty_json_t *v, ngx_str_t *out)
+{
+    ngx_int_t  month, day;
+
+    static const ngx_int_t  days[] = {
+        31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+    };
+
+    if (v->type == LOYALTY_JSON_NULL) {
+        ngx_str_set(out, "-");
+        return NGX_OK;
+    }
+
+    if (v->type != LOYALTY_JSON_STRING || v->len != 5 || v->text[2] != '-') {
+        return NGX_ERROR;
+    }
+
+    month = ngx_atoi((u_char *) v->text, 2);
+    day = ngx_atoi((u_char *) v->text + 3, 2);
+
+    if (month < 1 || month > 12 || day < 1 || day > days[month - 1]) {
+        return NGX_ERROR;
+    }
+
+    out->data = (u_char *) v->text;
+    out->len = 5;
+
+    return NGX_OK;
+}
+
+
+/* The account of a GET or of a PATCH, answered. */
+
+static void
+ngx_http_loyalty_customer_read(void *data, ngx_uint_t status,
     redisReply *reply)
 {
     size_t                     i;
@@ -60,7 +222,7 @@ ngx_http_loyalty_customer_got(void *data, ngx_uint_t status,
     ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
 
     if (status != NGX_HTTP_LOYALTY_REDIS_OK
-        || reply->type != REDIS_REPLY_ARRAY)
+        || reply->type != REDIS_REPLY_ARRAY || ctx->data != NULL)
     {
         ngx_http_loyalty_admin_unavailable(ctx);
         return;
@@ -86,6 +248,8 @@ ngx_http_loyalty_customer_got(void *data, ngx_uint_t status,
     json_object_set_new(o, "orders", json_integer(0));
     json_object_set_new(o, "tier", json_null());
     json_object_set_new(o, "lots", json_array());
+    json_object_set_new(o, "birthday", json_null());
+    json_object_set_new(o, "marketing", json_true());
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
         f.data = (u_char *) reply->element[i]->str;
@@ -131,6 +295,12 @@ ngx_http_loyalty_customer_got(void *data, ngx_uint_t status,
         } else if (f.len == 2 && ngx_strncmp(f.data, "rb", 2) == 0) {
             json_object_set_new(o, "referred_by",
                                 json_stringn(v->str, v->len));
+
+        } else if (f.len == 2 && ngx_strncmp(f.data, "bd", 2) == 0) {
+            json_object_set_new(o, "birthday", json_stringn(v->str, v->len));
+
+        } else if (f.len == 2 && ngx_strncmp(f.data, "mo", 2) == 0) {
+            json_object_set_new(o, "marketing", json_false());
 
         } else if (f.len == 1 && f.data[0] == 'L') {
             json_object_set_new(o, "lots",
@@ -195,6 +365,7 @@ ngx_http_loyalty_customer_accrual(ngx_str_t *order, redisReply *value)
 static json_t *
 ngx_http_loyalty_customer_lots(redisReply *value)
 {
+    off_t    expiry;
     u_char  *p, *end, *colon, *comma;
     json_t  *list, *lot;
 
@@ -215,9 +386,11 @@ ngx_http_loyalty_customer_lots(redisReply *value)
             json_object_set_new(lot, "points",
                                 json_integer(ngx_atoof(colon + 1,
                                                        comma - colon - 1)));
+            expiry = ngx_atoof(p, colon - p);
             json_object_set_new(lot, "expires_at",
-                                ngx_http_loyalty_admin_time(
-                                    ngx_atoof(p, colon - p)));
+                                expiry > 0
+                                ? ngx_http_loyalty_admin_time(expiry)
+                                : json_null());    /* never */
             json_array_append_new(list, lot);
         }
 
