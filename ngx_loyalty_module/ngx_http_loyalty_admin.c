@@ -28,6 +28,7 @@ static ngx_int_t ngx_http_loyalty_admin_allow(ngx_http_request_t *r,
 static ngx_http_loyalty_admin_route_t  *ngx_http_loyalty_admin_routes[] = {
     ngx_http_loyalty_admin_coupon_routes,
     ngx_http_loyalty_admin_customer_routes,
+    ngx_http_loyalty_admin_order_routes,
     NULL
 };
 

@@ -57,6 +57,7 @@ struct ngx_http_loyalty_admin_s {
 
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_coupon_routes[];
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[];
+extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_order_routes[];
 
 /*
  * Queues an EVALSHA; keys and args are copied into the request's pool.

@@ -36,7 +36,8 @@ static const char  *loyalty_coupon_statuses[LOYALTY_COUPON_STATUS_N] = {
 
 static const char  *loyalty_coupon_fields[] = {
     "code", "type", "value", "currency", "starts_at", "ends_at", "min_spend",
-    "max_discount", "max_uses", "per_customer", "include", "exclude", NULL
+    "max_discount", "max_uses", "per_customer", "release_on_return",
+    "include", "exclude", NULL
 };
 
 static const char  *loyalty_match_names[LOYALTY_MATCH_N] = {
@@ -168,6 +169,17 @@ loyalty_coupon_read(const loyalty_json_t *root, loyalty_alloc_pt alloc,
     {
         return -1;
     }
+
+    v = loyalty_json_get(root, "release_on_return", 17);
+
+    if (v != NULL && v->type != LOYALTY_JSON_TRUE
+        && v->type != LOYALTY_JSON_FALSE && v->type != LOYALTY_JSON_NULL)
+    {
+        return loyalty_coupon_fail(err, "release_on_return",
+                                   "must be true or false");
+    }
+
+    c->release_on_return = (v != NULL && v->type == LOYALTY_JSON_TRUE);
 
     if (c->ends_at && c->ends_at <= c->starts_at) {
         return loyalty_coupon_fail(err, "ends_at", "must be after starts_at");
@@ -432,6 +444,11 @@ loyalty_coupon_write(const loyalty_coupon_t *c, char *buf, size_t size)
 
     loyalty_out(&o, ",\"max_uses\":%lld,\"per_customer\":%lld",
                 (long long) c->max_uses, (long long) c->per_customer);
+
+    /* only when set: the normal form of older definitions stays the same */
+    if (c->release_on_return) {
+        loyalty_out(&o, ",\"release_on_return\":true");
+    }
 
     for (side = 0; side < 2; side++) {
         sets = side ? c->exclude : c->include;

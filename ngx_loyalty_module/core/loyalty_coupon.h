@@ -77,6 +77,8 @@ typedef struct {
     int64_t                 max_discount;   /* 0 when uncapped */
     int64_t                 max_uses;   /* 0 when unlimited */
     int64_t                 per_customer;
+    int                     release_on_return;  /* a whole return gives
+                                                   the use back */
     loyalty_strset_t        include[LOYALTY_MATCH_N];
     loyalty_strset_t        exclude[LOYALTY_MATCH_N];
 } loyalty_coupon_t;

@@ -2,7 +2,8 @@
 -- time, done by loyalty-worker when the schedule says the customer is due.
 --
 --   credit     orders whose return window ended: pending -> available, a
---              lot that expires points_expire later, lifetime, tier spend
+--              lot that expires points_expire later, lifetime, tier spend;
+--              a shortfall left by a return (sf) is paid from it first
 --   expiry     lots whose time came: removed from available
 --   reminder   lots expiring within the notice, once per lot
 --   tier       recomputed over the rolling window; up at once, down in
@@ -36,7 +37,8 @@
 -- tc when the tier last changed, xr the latest expiry reminded, sm the
 -- month of the last statement, bd birthday "MM-DD", by the year of the
 -- last birthday bonus, mo "1" when opted out of marketing, rr a referral
--- settled ("rewarded" or why not).
+-- settled ("rewarded" or why not), sf points a return could not claw back
+-- (order_return.lua).
 --
 -- Returns {next, birthday, referral, referral order, event, event, ...}:
 -- next the earliest time something of the account will be due ('' for
@@ -89,6 +91,7 @@ end
 local a = tonumber(acc.a or '0')
 local p = tonumber(acc.p or '0')
 local lt = tonumber(acc.lt or '0')
+local debt = tonumber(acc.sf or '0')
 local opted_out = acc.mo == '1'
 local set, del, events = {}, {}, {}
 local soonest
@@ -137,8 +140,16 @@ for _, o in ipairs(orders) do
         credited[#credited + 1] = id
         first = first or id
 
-        if points > 0 then
-            lots[#lots + 1] = {expire > 0 and now + expire or 0, points}
+        -- a shortfall of a return after credit is paid first
+        local lot = points
+        if lot > 0 and debt > 0 then
+            local pay = math.min(debt, lot)
+            lot, debt = lot - pay, debt - pay
+            a = a - pay
+        end
+
+        if lot > 0 then
+            lots[#lots + 1] = {expire > 0 and now + expire or 0, lot}
         end
 
         if tiers_arg ~= '' then
@@ -335,6 +346,14 @@ if tiers_arg ~= '' then
         set.S = table.concat(parts, ',')
     elseif acc.S then
         del[#del + 1] = 'S'
+    end
+end
+
+if debt ~= tonumber(acc.sf or '0') then
+    if debt > 0 then
+        set.sf = int(debt)
+    else
+        del[#del + 1] = 'sf'
     end
 end
 

@@ -207,6 +207,7 @@ assert_same_coupon(const loyalty_coupon_t *a, const loyalty_coupon_t *b)
     assert_int_equal(a->max_discount, b->max_discount);
     assert_int_equal(a->max_uses, b->max_uses);
     assert_int_equal(a->per_customer, b->per_customer);
+    assert_int_equal(a->release_on_return, b->release_on_return);
 
     for (k = 0; k < LOYALTY_MATCH_N; k++) {
         assert_same_set(&a->include[k], &b->include[k]);
@@ -247,6 +248,14 @@ a_fixed_coupon_is_read_from_its_json_form(void **state)
     assert_int_equal(c.ends_at, 0);
     assert_int_equal(c.max_uses, 999999999);
     assert_int_equal(c.per_customer, 0);
+    assert_int_equal(c.release_on_return, 0);
+
+    use_coupon("{'code':'back','type':'percent','value':5,"
+               "'release_on_return':true}");
+    assert_int_equal(c.release_on_return, 1);
+    use_coupon("{'code':'back','type':'percent','value':5,"
+               "'release_on_return':false}");
+    assert_int_equal(c.release_on_return, 0);
 }
 
 
@@ -397,6 +406,12 @@ every_invalid_field_is_named(void **state)
     assert_refused("{'code':'A','type':'percent','value':10,"
                    "'per_customer':1e1}", "per_customer", "whole number");
     assert_refused("{'code':'A','type':'percent','value':10,"
+                   "'release_on_return':'yes'}", "release_on_return",
+                   "must be true or false");
+    assert_refused("{'code':'A','type':'percent','value':10,"
+                   "'release_on_return':1}", "release_on_return",
+                   "must be true or false");
+    assert_refused("{'code':'A','type':'percent','value':10,"
                    "'max_uses':3,'per_customer':4}", "per_customer",
                    "per_customer must not exceed max_uses");
 
@@ -524,6 +539,13 @@ the_written_form_is_canonical(void **state)
         "{\"code\":\"P\",\"type\":\"percent\",\"value\":\"12.50\","
         "\"max_uses\":0,\"per_customer\":0}");
     assert_int_equal(len, strlen(buf));
+
+    use_coupon("{'release_on_return':true,'code':'r','type':'percent',"
+               "'value':5}");
+    len = loyalty_coupon_write(&c, buf, sizeof(buf));
+    assert_string_equal(buf,
+        "{\"code\":\"R\",\"type\":\"percent\",\"value\":\"5.00\","
+        "\"max_uses\":0,\"per_customer\":0,\"release_on_return\":true}");
 }
 
 
@@ -543,6 +565,8 @@ writing_then_reading_gives_the_same_coupon(void **state)
         "'exclude':{'categories':['gift-cards'],'skus':['A-GIFT']}}",
 
         "{'code':'p','type':'percent','value':'12.5'}",
+
+        "{'code':'r','type':'percent','value':'5','release_on_return':true}",
 
         "{'code':'kwd','type':'percent','value':0.01,'currency':'KWD',"
         "'min_spend':'1.234','max_discount':'0.5',"
