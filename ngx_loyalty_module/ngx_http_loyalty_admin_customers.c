@@ -5,6 +5,8 @@
  *                           their due dates, lots, tier, orders
  *   PATCH /customers/{id}   the profile the program uses: birthday,
  *                           marketing opt-in or opt-out
+ *   PUT /customers/{id}/referral-code
+ *                           gives the customer a referral code
  */
 
 #include "ngx_http_loyalty_admin.h"
@@ -19,6 +21,9 @@ static void ngx_http_loyalty_customer_read(void *data, ngx_uint_t status,
     redisReply *reply);
 static void ngx_http_loyalty_customer_scheduled(void *data,
     ngx_uint_t status, redisReply *reply);
+static void ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx);
+static void ngx_http_loyalty_referral_coded(void *data, ngx_uint_t status,
+    redisReply *reply);
 static ngx_int_t ngx_http_loyalty_customer_birthday(
     const loyalty_json_t *v, ngx_str_t *out);
 static ngx_int_t ngx_http_loyalty_customer_id(ngx_http_loyalty_admin_t *ctx,
@@ -32,6 +37,8 @@ static int64_t ngx_http_loyalty_reply_int(redisReply *e);
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[] = {
     { NGX_HTTP_GET, "customers/*", ngx_http_loyalty_customer_get },
     { NGX_HTTP_PATCH, "customers/*", ngx_http_loyalty_customer_patch },
+    { NGX_HTTP_PUT, "customers/*/referral-code",
+      ngx_http_loyalty_referral_code },
     { 0, NULL, NULL }
 };
 
@@ -204,6 +211,103 @@ ngx_http_loyalty_customer_birthday(const loyalty_json_t *v, ngx_str_t *out)
     out->len = 5;
 
     return NGX_OK;
+}
+
+
+/* --- PUT /customers/{id}/referral-code ---------------------------------- */
+
+static void
+ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx)
+{
+    char                   code[LOYALTY_CODE_MAX + 1];
+    size_t                 len, bad;
+    ngx_str_t              key, args[2];
+    loyalty_code_rc_t      rc;
+    const loyalty_json_t  *v;
+
+    if (ngx_http_loyalty_customer_id(ctx, &key) != NGX_OK) {
+        return;
+    }
+
+    v = NULL;
+
+    if (ctx->body != NULL && ctx->body->type == LOYALTY_JSON_OBJECT) {
+        v = loyalty_json_get(ctx->body, "code", 4);
+    }
+
+    rc = (v != NULL && v->type == LOYALTY_JSON_STRING)
+         ? loyalty_code_normalize(v->text, v->len, code, &len, &bad)
+         : LOYALTY_CODE_EMPTY;
+
+    if (rc != LOYALTY_CODE_OK || ctx->body->count != 1) {
+        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_field",
+                                     "send {\"code\": ...}: 1 to %d "
+                                     "letters, digits, '-', '_' or '.'",
+                                     LOYALTY_CODE_MAX);
+        return;
+    }
+
+    key.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
+    args[1].data = ngx_pnalloc(ctx->request->pool, NGX_TIME_T_LEN);
+    ctx->data = ngx_pnalloc(ctx->request->pool, len + 1);    /* the answer's */
+
+    if (key.data == NULL || args[1].data == NULL || ctx->data == NULL) {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_cpystrn(ctx->data, (u_char *) code, len + 1);
+    key.len = loyalty_key((char *) key.data, "referral", code, len, "");
+    args[0] = ctx->params[0];
+    args[1].len = ngx_sprintf(args[1].data, "%T", ngx_time()) - args[1].data;
+
+    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_referral_code, &key,
+                                    1, args, 2,
+                                    ngx_http_loyalty_referral_coded, 0)
+        != NGX_OK)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+    }
+}
+
+
+static void
+ngx_http_loyalty_referral_coded(void *data, ngx_uint_t status,
+    redisReply *reply)
+{
+    json_t                    *o;
+    ngx_str_t                  verdict;
+    ngx_http_loyalty_admin_t  *ctx;
+
+    ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
+
+    if (status != NGX_HTTP_LOYALTY_REDIS_OK
+        || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+        return;
+    }
+
+    verdict = ngx_http_loyalty_admin_reply_str(reply, 0);
+
+    if (verdict.len == 5 && ngx_strncmp(verdict.data, "taken", 5) == 0) {
+        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_CONFLICT, "code_taken",
+                                     "the referral code belongs to another "
+                                     "customer");
+        return;
+    }
+
+    o = json_object();
+    json_object_set_new(o, "customer",
+                        json_stringn((char *) ctx->params[0].data,
+                                     ctx->params[0].len));
+    json_object_set_new(o, "code",
+                        json_stringn(ctx->data, ngx_strlen(ctx->data)));
+
+    ngx_http_loyalty_admin_json(ctx, verdict.len == 7 ? NGX_HTTP_CREATED
+                                                      : NGX_HTTP_OK, o);
 }
 
 

@@ -9,7 +9,9 @@
  *      the events in the account's outbox;
  *   2. the outbox goes to the events stream, then is emptied;
  *   3. due_next.lua moves the customer's entry to the next time, unless
- *      nginx touched it meanwhile (then the customer is visited again).
+ *      nginx touched it meanwhile (then the customer is visited again);
+ *   4. a referred customer's first order credited: the referral is
+ *      settled (referral_settle.lua) and both sides paid, each once.
  *
  * A worker killed between the steps leaves the entry due: the next visit
  * finds the work done, sends the outbox again (consumers dedupe by event
@@ -78,6 +80,12 @@ static int shard_lease(worker_t *w, const char *lease, long ms);
 static int visit_batch(worker_t *w, const char *due, redisReply *entries,
     const worker_calendar_t *cal, worker_tally_t *tally);
 static int send_events(worker_t *w, redisReply **visits, size_t n);
+static int settle_referral(worker_t *w, redisReply *customer,
+    redisReply *code, redisReply *order, const worker_calendar_t *cal);
+static int give_bonus(worker_t *w, const char *customer, size_t len,
+    const char *id, long long points, const char *rr, const char *type,
+    const char *role, const char *other, size_t other_len,
+    const char *order, const worker_calendar_t *cal);
 static int leap(int year);
 
 
@@ -582,6 +590,22 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
         }
     }
 
+    /* 4. referrals, rare: one customer at a time */
+    for (i = 0; i < n; i++) {
+        if (visits[i] == NULL || visits[i]->element[2]->len == 0) {
+            continue;
+        }
+
+        if (settle_referral(w, entries->element[2 * i],
+                            visits[i]->element[2], visits[i]->element[3],
+                            cal)
+            != 0)
+        {
+            rc = -1;
+            goto done;
+        }
+    }
+
 done:
 
     for (i = 0; i < n; i++) {
@@ -661,4 +685,114 @@ send_events(worker_t *w, redisReply **visits, size_t n)
     }
 
     return 0;
+}
+
+
+/*
+ * The referral a customer came with, once their first order is credited:
+ * referral_settle.lua decides once per customer; the referrer is paid,
+ * then the customer, whose account then records the referral settled
+ * (rr).  A worker dying half way leaves rr unset: the next visit settles
+ * again, and every step answers as the first time.
+ */
+
+static int
+settle_referral(worker_t *w, redisReply *customer, redisReply *code,
+    redisReply *order, const worker_calendar_t *cal)
+{
+    int                 rc;
+    char                key[LOYALTY_KEY_MAX], id[LOYALTY_KEY_MAX];
+    redisReply         *reply, *decision, *referrer;
+    loyalty_program_t  *p = &w->program->p;
+
+    loyalty_key(key, "referral", code->str, code->len, "");
+
+    reply = redisCommand(w->redis, "EVALSHA %s 1 %s %b %s %lld %lld",
+                         loyalty_scripts[LOYALTY_SCRIPT_referral_settle].sha1,
+                         key, customer->str, customer->len, cal->now_text,
+                         (long long) p->referral_limit,
+                         (long long) p->referral_period);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2)
+    {
+        (void) worker_reply_ok(w, w->redis, reply);
+        return -1;
+    }
+
+    decision = reply->element[0];
+    referrer = reply->element[1];
+    snprintf(id, sizeof(id), "referral:%.*s", (int) customer->len,
+             customer->str);
+
+    if (strcmp(decision->str, "rewarded") == 0) {
+        rc = give_bonus(w, referrer->str, referrer->len, id,
+                        p->referrer_points, "", "referral_reward",
+                        "referrer", customer->str, customer->len,
+                        order->str, cal)
+             || give_bonus(w, customer->str, customer->len, id,
+                           p->referred_points, "rewarded",
+                           "referral_reward", "referred", referrer->str,
+                           referrer->len, order->str, cal);
+
+    } else {
+        worker_log(strcmp(decision->str, "self") == 0 ? WORKER_LOG_WARN
+                                                       : WORKER_LOG_INFO,
+                   "referral code \"%s\" of customer \"%s\" refused: %s",
+                   code->str, customer->str,
+                   strcmp(decision->str, "self") == 0
+                   ? "the referrer's own code"
+                   : strcmp(decision->str, "limit") == 0
+                   ? "the code's limit for the period is reached"
+                   : "no customer has this code");
+
+        rc = give_bonus(w, customer->str, customer->len, id, 0,
+                        decision->str, "", "", "", 0, order->str, cal);
+    }
+
+    freeReplyObject(reply);
+
+    return rc ? -1 : 0;
+}
+
+
+/* account_bonus.lua, then a visit soon to send the event it queued. */
+
+static int
+give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
+    long long points, const char *rr, const char *type, const char *role,
+    const char *other, size_t other_len, const char *order,
+    const worker_calendar_t *cal)
+{
+    char         account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
+    char         due[LOYALTY_KEY_MAX];
+    redisReply  *reply;
+
+    loyalty_key(account, "customer", customer, len, "");
+    loyalty_key(outbox, "customer", customer, len, ":out");
+    loyalty_key_due(due, customer, len, "");
+
+    reply = redisCommand(w->redis,
+                         "EVALSHA %s 2 %s %s %s %lld %s %s %b %s %s "
+                         "role %s %s %b order %s",
+                         loyalty_scripts[LOYALTY_SCRIPT_account_bonus].sha1,
+                         account, outbox, id, points, cal->now_text,
+                         w->program->expire, customer, len, rr, type, role,
+                         strcmp(role, "referrer") == 0 ? "referred"
+                                                       : "referrer",
+                         other, other_len, order);
+
+    if (worker_reply_ok(w, w->redis, reply) != 0) {
+        return -1;
+    }
+
+    if (points == 0) {
+        return 0;
+    }
+
+    reply = redisCommand(w->redis, "EVALSHA %s 1 %s %b %s",
+                         loyalty_scripts[LOYALTY_SCRIPT_due_add].sha1, due,
+                         customer, len, cal->now_text);
+
+    return worker_reply_ok(w, w->redis, reply);
 }
