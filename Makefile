@@ -43,7 +43,7 @@ WORKER_SRCS := $(wildcard worker/*.c)
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps module worker unit test run clean
+.PHONY: all deps module worker unit test run bench-worker clean
 
 all: module worker
 
@@ -114,6 +114,14 @@ test: all unit
 
 run: all
 	LOYALTY_BUILD=$(BUILD) sh tools/run.sh
+
+# The worker's drain of a backlog and Redis bytes per account (not a test:
+# it prints figures); ACCRUALS and CUSTOMERS size it.
+ACCRUALS  ?= 1000000
+CUSTOMERS ?= 100000
+
+bench-worker: all
+	LOYALTY_BUILD=$(BUILD) perl bench/worker-drain.pl $(ACCRUALS) $(CUSTOMERS)
 
 clean:
 	rm -rf build run

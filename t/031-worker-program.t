@@ -200,6 +200,8 @@ subtest 'statements: once a month, never to who opted out' => sub {
     run($next + 7200);
     is_deeply([ grep { $_ eq 'monthly_statement' } @{ types(new_events()) } ],
               [], 'the same month again: none');
+
+    ledger_ok($r);
 };
 
 subtest 'birthday: the bonus on the day, once a year' => sub {
@@ -299,6 +301,8 @@ sub {
        'and removed');
     is_deeply([ grep { exists account('pt-1')->{$_} } qw(bd mo) ], [],
               'gone');
+
+    ledger_ok($r);
 };
 
 $t->stop;

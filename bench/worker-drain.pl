@@ -1,0 +1,124 @@
+#!/usr/bin/perl
+# The worker's drain of a Black-Friday backlog, and what accounts cost in
+# Redis.  Starts its own redis-server and nginx (the program is nginx's),
+# records one real order to copy its record, writes ACCRUALS pending
+# accruals over CUSTOMERS customers straight into Redis (redis-cli
+# --pipe), all due, then times one `loyalty-worker --once` over them.
+#
+#   perl bench/worker-drain.pl [ACCRUALS [CUSTOMERS]]   (1000000 100000)
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../t/lib";
+use Test::More;    # the harness reports through it
+use Time::HiRes qw(time);
+use Loyalty::Ledger qw(shard);
+use Loyalty::Shop;
+use Loyalty::Test;
+
+my $ACCRUALS  = shift // 1_000_000;
+my $CUSTOMERS = shift // 100_000;
+my $BATCH     = $ENV{BATCH} // 1000;
+my $DAY       = 86400;
+
+my $t = shop(http => <<'HTTP', confirm => '');
+    loyalty_earn 10 per 1.00;
+    loyalty_return_window 30d;
+    loyalty_points_expire 365d;
+    loyalty_tier member 0 1;
+    loyalty_tier gold 500.00 1.5;
+HTTP
+my $r = $t->redis;
+
+my $res = confirm($t, cart(order_id => 'tpl-1', checkout_id => 'c-tpl'),
+                  customer => 'tpl');
+die "no template order: $res->{status}" unless $res->{status} == 201;
+
+my %tpl = @{ $r->cmd('HGETALL', 'loyalty:{customer:tpl}') };
+my $record = $tpl{'o:tpl-1'};
+my ($points) = $record =~ /^P\|(\d+)\|/;
+my $now = time;
+
+# RESP for redis-cli --pipe
+sub resp {
+    my $s = '*' . scalar(@_) . "\r\n";
+    $s .= '$' . length($_) . "\r\n$_\r\n" for @_;
+    return $s;
+}
+
+my $file = $t->dir . '/seed.resp';
+open my $out, '>', $file or die $!;
+
+my $per = int($ACCRUALS / $CUSTOMERS);
+my $due = int($now) + 30 * $DAY;
+
+for my $c (1 .. $CUSTOMERS) {
+    my $id = "c$c";
+    my @fields = (a => 0, p => $points * $per, n => $per, e => int $now);
+
+    for my $o (1 .. $per) {
+        push @fields, "o:$id-$o" => $record;
+    }
+
+    print $out resp('HSET', "loyalty:{customer:$id}", @fields),
+               resp('ZADD', 'loyalty:{due:' . shard($id) . '}', $due, $id);
+}
+
+close $out;
+
+my $t0 = time;
+system("redis-cli -p " . $t->redis_port . " --pipe < $file > /dev/null") == 0
+    or die "redis-cli --pipe failed";
+my $seeded = time - $t0;
+
+# memory, over a sample of 1000 accounts
+sub bytes_per_account {
+    my $sum = 0;
+    for my $c (1 .. 1000) {
+        $sum += $r->cmd('MEMORY', 'USAGE', "loyalty:{customer:c$c}",
+                        'SAMPLES', 0);
+    }
+    return $sum / 1000;
+}
+
+my $pending_bytes = bytes_per_account();
+my $used_before = { map { split /:/ } grep { /^used_memory:/ }
+                    split /\r\n/, $r->cmd('INFO', 'memory') }->{used_memory};
+
+$t0 = time;
+my ($rc, $log) = $t->run_worker('--once', '--batch', $BATCH,
+                                '--now', $due + 60);
+my $took = time - $t0;
+die "worker failed: $log" if $rc != 0;
+
+my $credited = 0;
+for my $c (1 .. 1000) {
+    $credited++ if ($r->cmd('HGET', "loyalty:{customer:c$c}", 'a') // 0)
+                   == $points * $per;
+}
+
+my $credited_bytes = bytes_per_account();
+
+my %empty = (a => 0, n => 0, e => int $now);
+$r->cmd('HSET', 'loyalty:{customer:bare}', %empty);
+my $bare = $r->cmd('MEMORY', 'USAGE', 'loyalty:{customer:bare}',
+                   'SAMPLES', 0);
+
+printf "worker drain: %d accruals over %d customers, batch %d\n",
+       $per * $CUSTOMERS, $CUSTOMERS, $BATCH;
+printf "  seeded in %.1f s\n", $seeded;
+printf "  drained in %.2f s: %.0f credits/s, %.0f customers/s\n",
+       $took, $per * $CUSTOMERS / $took, $CUSTOMERS / $took;
+printf "  sample of 1000 accounts fully credited: %d\n", $credited;
+printf "redis memory (MEMORY USAGE, 1000 accounts):\n";
+printf "  account with %d pending accruals: %.0f B (%.0f B per accrual)\n",
+       $per, $pending_bytes, $pending_bytes / $per;
+printf "  the same, credited (records kept, one lot): %.0f B\n",
+       $credited_bytes;
+printf "  an enrolled customer without orders: %d B\n", $bare;
+printf "  used_memory before the drain: %.1f MB\n", $used_before / 1e6;
+
+$t->stop;
+done_testing;
