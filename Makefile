@@ -97,7 +97,8 @@ $(WORKER): $(WORKER_SRCS) $(wildcard worker/*.h) $(CORE_SRCS) $(CORE_HDRS) \
 	    $(CORE_SRCS) $(LDFLAGS) -lhiredis -ljansson
 	mv -f $@.tmp $@
 
-$(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) $(LUA_HDR) | deps
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit_helpers.h $(CORE_SRCS) $(CORE_HDRS) \
+                  $(LUA_HDR) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(CORE_DIR) -I$(GEN) -o $@ $< $(CORE_SRCS) \
 	    $(LDFLAGS) -lcmocka

@@ -12,32 +12,10 @@
 #include "loyalty_cart.h"
 
 
-/* a bump allocator that the test frees in one go */
-typedef struct {
-    char    buf[1 << 19];
-    size_t  used;
-} arena_t;
-
-static arena_t  arena;
-
-
-static void *
-arena_alloc(void *ctx, size_t size)
-{
-    arena_t  *a = ctx;
-    void     *p;
-
-    size = (size + 7) & ~(size_t) 7;
-
-    if (a->used + size > sizeof(a->buf)) {
-        return NULL;
-    }
-
-    p = a->buf + a->used;
-    a->used += size;
-
-    return p;
-}
+#define UNIT_ARENA_SIZE  (1 << 19)
+#define UNIT_QUOTED_JSON
+#define UNIT_JSON_FRESH_ARENA
+#include "unit_helpers.h"
 
 
 static void *
@@ -50,42 +28,8 @@ no_memory(void *ctx, size_t size)
 }
 
 
-static loyalty_json_limits_t  limits = {
-    arena_alloc, &arena, 8, 4000, 32, 256
-};
-
-static char                   text[1 << 16];
 static loyalty_cart_t         cart;
 static loyalty_cart_error_t   err;
-
-
-/* JSON written with ' for ", so that carts read as carts */
-
-static const loyalty_json_t *
-json(const char *fmt, ...)
-{
-    char                  *p;
-    va_list                args;
-    loyalty_json_t        *root;
-    loyalty_json_error_t   jerr;
-
-    va_start(args, fmt);
-    vsnprintf(text, sizeof(text), fmt, args);
-    va_end(args);
-
-    for (p = text; *p; p++) {
-        if (*p == '\'') {
-            *p = '"';
-        }
-    }
-
-    arena.used = 0;
-
-    root = loyalty_json_parse(text, strlen(text), &limits, &jerr);
-    assert_non_null(root);
-
-    return root;
-}
 
 
 static loyalty_cart_rc_t

@@ -17,81 +17,14 @@
 #define DAY           86400
 
 
-/* a bump allocator that the test frees in one go */
-typedef struct {
-    char    buf[1 << 20];
-    size_t  used;
-} arena_t;
-
-static arena_t  arena;
+#define UNIT_QUOTED_JSON
+#include "unit_helpers.h"
 
 
-static void *
-arena_alloc(void *ctx, size_t size)
-{
-    arena_t  *a = ctx;
-    void     *p;
-
-    size = (size + 7) & ~(size_t) 7;
-
-    if (a->used + size > sizeof(a->buf)) {
-        return NULL;
-    }
-
-    p = a->buf + a->used;
-    a->used += size;
-
-    return p;
-}
-
-
-static loyalty_json_limits_t  limits = {
-    arena_alloc, &arena, 8, 4000, 32, 256
-};
-
-static char                      text[1 << 16];
 static loyalty_coupon_t          c;
 static loyalty_coupon_error_t    err;
 static loyalty_cart_t            cart;
 static loyalty_coupon_verdict_t  v;
-
-
-static int
-reset_arena(void **state)
-{
-    (void) state;
-
-    arena.used = 0;
-
-    return 0;
-}
-
-
-/* JSON written with ' for ", so that coupons read as coupons */
-
-static const loyalty_json_t *
-json(const char *fmt, ...)
-{
-    char                  *p;
-    va_list                args;
-    loyalty_json_t        *root;
-    loyalty_json_error_t   jerr;
-
-    va_start(args, fmt);
-    vsnprintf(text, sizeof(text), fmt, args);
-    va_end(args);
-
-    for (p = text; *p; p++) {
-        if (*p == '\'') {
-            *p = '"';
-        }
-    }
-
-    root = loyalty_json_parse(text, strlen(text), &limits, &jerr);
-    assert_non_null(root);
-
-    return root;
-}
 
 
 static int

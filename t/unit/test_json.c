@@ -11,32 +11,8 @@
 #include "loyalty_json.h"
 
 
-/* a bump allocator that the test frees in one go */
-typedef struct {
-    char    buf[1 << 18];
-    size_t  used;
-} arena_t;
-
-static arena_t  arena;
-
-
-static void *
-arena_alloc(void *ctx, size_t size)
-{
-    arena_t  *a = ctx;
-    void     *p;
-
-    size = (size + 7) & ~(size_t) 7;
-
-    if (a->used + size > sizeof(a->buf)) {
-        return NULL;
-    }
-
-    p = a->buf + a->used;
-    a->used += size;
-
-    return p;
-}
+#define UNIT_ARENA_SIZE  (1 << 18)
+#include "unit_helpers.h"
 
 
 static loyalty_json_limits_t  limits = {
