@@ -560,3 +560,15 @@ ngx_http_loyalty_admin_time(int64_t t)
 
     return json_string(text);
 }
+
+
+ngx_str_t
+ngx_http_loyalty_admin_num(ngx_pool_t *pool, int64_t n)
+{
+    ngx_str_t  s;
+
+    s.data = ngx_pnalloc(pool, NGX_INT64_LEN);
+    s.len = s.data ? (size_t) (ngx_sprintf(s.data, "%L", n) - s.data) : 0;
+
+    return s;
+}

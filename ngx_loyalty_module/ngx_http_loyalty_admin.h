@@ -83,4 +83,7 @@ ngx_str_t ngx_http_loyalty_admin_reply_str(redisReply *reply, size_t i);
 
 json_t *ngx_http_loyalty_admin_time(int64_t t);
 
+/* A number as a Redis argument, in the request's pool; len 0 on failure. */
+ngx_str_t ngx_http_loyalty_admin_num(ngx_pool_t *pool, int64_t n);
+
 #endif /* NGX_HTTP_LOYALTY_ADMIN_H */

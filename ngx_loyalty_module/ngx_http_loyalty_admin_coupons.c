@@ -88,7 +88,6 @@ static ngx_int_t ngx_http_loyalty_coupon_send_create(
     ngx_str_t *def_out);
 static json_t *ngx_http_loyalty_coupon_json(ngx_str_t *def,
     ngx_str_t *version, ngx_uint_t disabled);
-static ngx_str_t ngx_http_loyalty_num(ngx_pool_t *pool, int64_t n);
 
 
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_coupon_routes[] = {
@@ -263,9 +262,9 @@ ngx_http_loyalty_coupon_send_create(ngx_http_loyalty_admin_t *ctx,
     keys[0].len = loyalty_key((char *) key, "coupon", (char *) code->data,
                               code->len, "");
 
-    args[1] = ngx_http_loyalty_num(pool, c->max_uses);
-    args[2] = ngx_http_loyalty_num(pool, c->per_customer);
-    args[3] = ngx_http_loyalty_num(pool, ngx_time());
+    args[1] = ngx_http_loyalty_admin_num(pool, c->max_uses);
+    args[2] = ngx_http_loyalty_admin_num(pool, c->per_customer);
+    args[3] = ngx_http_loyalty_admin_num(pool, ngx_time());
 
     if (args[1].data == NULL || args[2].data == NULL || args[3].data == NULL)
     {
@@ -308,8 +307,8 @@ ngx_http_loyalty_coupon_get(ngx_http_loyalty_admin_t *ctx)
         keys[i].len = lens[i];
     }
 
-    args[0] = ngx_http_loyalty_num(ctx->request->pool, ngx_time());
-    args[1] = ngx_http_loyalty_num(ctx->request->pool,
+    args[0] = ngx_http_loyalty_admin_num(ctx->request->pool, ngx_time());
+    args[1] = ngx_http_loyalty_admin_num(ctx->request->pool,
                                    NGX_HTTP_LOYALTY_RESERVATIONS);
 
     if (args[0].data == NULL || args[1].data == NULL
@@ -828,7 +827,7 @@ ngx_http_loyalty_batch_record(ngx_http_loyalty_admin_t *ctx,
     }
 
     args[2].len = p - args[2].data;
-    args[3] = ngx_http_loyalty_num(ctx->request->pool, ngx_time());
+    args[3] = ngx_http_loyalty_admin_num(ctx->request->pool, ngx_time());
 
     if (args[3].data == NULL) {
         return NGX_ERROR;
@@ -1177,20 +1176,3 @@ ngx_http_loyalty_coupon_json(ngx_str_t *def, ngx_str_t *version,
     return o;
 }
 
-
-static ngx_str_t
-ngx_http_loyalty_num(ngx_pool_t *pool, int64_t n)
-{
-    ngx_str_t  s;
-
-    s.data = ngx_pnalloc(pool, NGX_INT64_LEN);
-
-    if (s.data == NULL) {
-        s.len = 0;
-        return s;
-    }
-
-    s.len = ngx_sprintf(s.data, "%L", n) - s.data;
-
-    return s;
-}

@@ -67,7 +67,7 @@ ngx_http_loyalty_customer_get(ngx_http_loyalty_admin_t *ctx)
 static void
 ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
 {
-    ngx_str_t              key, args[2], due, now, sched[2];
+    ngx_str_t              key, args[2], due, sched[2];
     const loyalty_json_t  *v;
 
     if (ngx_http_loyalty_customer_id(ctx, &key) != NGX_OK) {
@@ -132,9 +132,9 @@ ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
      * account its visit just removes the entry.
      */
     due.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
-    now.data = ngx_pnalloc(ctx->request->pool, NGX_TIME_T_LEN);
+    sched[1] = ngx_http_loyalty_admin_num(ctx->request->pool, ngx_time());
 
-    if (due.data == NULL || now.data == NULL) {
+    if (due.data == NULL || sched[1].data == NULL) {
         ngx_http_finalize_request(ctx->request,
                                   NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -143,8 +143,6 @@ ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
     due.len = loyalty_key_due((char *) due.data, (char *) ctx->params[0].data,
                               ctx->params[0].len, "");
     sched[0] = ctx->params[0];
-    sched[1].data = now.data;
-    sched[1].len = ngx_sprintf(now.data, "%T", ngx_time()) - now.data;
 
     ctx->data = NULL;
 
@@ -249,7 +247,7 @@ ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx)
     }
 
     key.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
-    args[1].data = ngx_pnalloc(ctx->request->pool, NGX_TIME_T_LEN);
+    args[1] = ngx_http_loyalty_admin_num(ctx->request->pool, ngx_time());
     ctx->data = ngx_pnalloc(ctx->request->pool, len + 1);    /* the answer's */
 
     if (key.data == NULL || args[1].data == NULL || ctx->data == NULL) {
@@ -261,7 +259,6 @@ ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx)
     ngx_cpystrn(ctx->data, (u_char *) code, len + 1);
     key.len = loyalty_key((char *) key.data, "referral", code, len, "");
     args[0] = ctx->params[0];
-    args[1].len = ngx_sprintf(args[1].data, "%T", ngx_time()) - args[1].data;
 
     if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_referral_code, &key,
                                     1, args, 2,

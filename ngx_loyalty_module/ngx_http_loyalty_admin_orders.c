@@ -53,7 +53,6 @@ static void ngx_http_loyalty_return_applied(void *data, ngx_uint_t status,
 static void ngx_http_loyalty_return_after(void *data, ngx_uint_t status,
     redisReply *reply);
 static void ngx_http_loyalty_return_answer(ngx_http_loyalty_admin_t *ctx);
-static ngx_str_t ngx_http_loyalty_return_num(ngx_pool_t *pool, int64_t n);
 
 
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_order_routes[] = {
@@ -324,9 +323,9 @@ ngx_http_loyalty_return_owner(void *data, ngx_uint_t status,
 
     args[0] = ret->order;
     args[1] = ret->return_id;
-    args[2] = ngx_http_loyalty_return_num(pool, ret->amount);
-    args[3] = ngx_http_loyalty_return_num(pool, ngx_time());
-    args[4] = ngx_http_loyalty_return_num(pool,
+    args[2] = ngx_http_loyalty_admin_num(pool, ret->amount);
+    args[3] = ngx_http_loyalty_admin_num(pool, ngx_time());
+    args[4] = ngx_http_loyalty_admin_num(pool,
                                           lmcf->program.points_expire);
     args[5] = ret->customer;
 
@@ -427,7 +426,7 @@ ngx_http_loyalty_return_applied(void *data, ngx_uint_t status,
                                   (char *) ret->customer.data,
                                   ret->customer.len, "");
     args[0] = ret->customer;
-    args[1] = ngx_http_loyalty_return_num(pool, ngx_time());
+    args[1] = ngx_http_loyalty_admin_num(pool, ngx_time());
 
     if (args[1].data == NULL
         || ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_due_add, keys, 1,
@@ -556,14 +555,3 @@ ngx_http_loyalty_return_answer(ngx_http_loyalty_admin_t *ctx)
                                                    : NGX_HTTP_CREATED, o);
 }
 
-
-static ngx_str_t
-ngx_http_loyalty_return_num(ngx_pool_t *pool, int64_t n)
-{
-    ngx_str_t  s;
-
-    s.data = ngx_pnalloc(pool, NGX_INT64_LEN);
-    s.len = s.data ? (size_t) (ngx_sprintf(s.data, "%L", n) - s.data) : 0;
-
-    return s;
-}
