@@ -9,6 +9,7 @@
  */
 
 #include "ngx_http_loyalty_admin.h"
+#include "loyalty_keys.h"
 #include "loyalty_time.h"
 
 
@@ -571,4 +572,25 @@ ngx_http_loyalty_admin_num(ngx_pool_t *pool, int64_t n)
     s.len = s.data ? (size_t) (ngx_sprintf(s.data, "%L", n) - s.data) : 0;
 
     return s;
+}
+
+
+ngx_int_t
+ngx_http_loyalty_admin_account_keys(ngx_pool_t *pool, u_char *customer,
+    size_t len, ngx_str_t *keys)
+{
+    ngx_uint_t   i;
+    static char *suffix[] = { "", ":out", ":log" };
+
+    for (i = 0; i < 3; i++) {
+        keys[i].data = ngx_pnalloc(pool, LOYALTY_KEY_MAX);
+        if (keys[i].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        keys[i].len = loyalty_key((char *) keys[i].data, "customer",
+                                  (char *) customer, len, suffix[i]);
+    }
+
+    return NGX_OK;
 }

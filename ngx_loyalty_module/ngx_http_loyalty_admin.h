@@ -86,4 +86,11 @@ json_t *ngx_http_loyalty_admin_time(int64_t t);
 /* A number as a Redis argument, in the request's pool; len 0 on failure. */
 ngx_str_t ngx_http_loyalty_admin_num(ngx_pool_t *pool, int64_t n);
 
+/*
+ * A customer's account keys, in the pool: the hash, its outbox and its
+ * ledger, in that order (as the account scripts take them).
+ */
+ngx_int_t ngx_http_loyalty_admin_account_keys(ngx_pool_t *pool,
+    u_char *customer, size_t len, ngx_str_t *keys);
+
 #endif /* NGX_HTTP_LOYALTY_ADMIN_H */

@@ -266,7 +266,7 @@ static void
 ngx_http_loyalty_return_owner(void *data, ngx_uint_t status,
     redisReply *reply)
 {
-    ngx_str_t                      keys[2], args[6];
+    ngx_str_t                      keys[3], args[6];
     ngx_pool_t                    *pool;
     ngx_http_loyalty_return_t     *ret;
     ngx_http_loyalty_admin_t      *ctx;
@@ -303,11 +303,11 @@ ngx_http_loyalty_return_owner(void *data, ngx_uint_t status,
 
     ret->customer.data = ngx_pnalloc(pool, reply->len);
     ret->customer.len = reply->len;
-    keys[0].data = ngx_pnalloc(pool, LOYALTY_KEY_MAX);
-    keys[1].data = ngx_pnalloc(pool, LOYALTY_KEY_MAX);
 
-    if (ret->customer.data == NULL || keys[0].data == NULL
-        || keys[1].data == NULL)
+    if (ret->customer.data == NULL
+        || ngx_http_loyalty_admin_account_keys(pool, (u_char *) reply->str,
+                                               reply->len, keys)
+           != NGX_OK)
     {
         ngx_http_finalize_request(ctx->request,
                                   NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -315,11 +315,6 @@ ngx_http_loyalty_return_owner(void *data, ngx_uint_t status,
     }
 
     ngx_memcpy(ret->customer.data, reply->str, reply->len);
-
-    keys[0].len = loyalty_key((char *) keys[0].data, "customer",
-                              reply->str, reply->len, "");
-    keys[1].len = loyalty_key((char *) keys[1].data, "customer",
-                              reply->str, reply->len, ":out");
 
     args[0] = ret->order;
     args[1] = ret->return_id;
@@ -331,7 +326,7 @@ ngx_http_loyalty_return_owner(void *data, ngx_uint_t status,
 
     if (args[2].data == NULL || args[3].data == NULL || args[4].data == NULL
         || ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_order_return,
-                                       keys, 2, args, 6,
+                                       keys, 3, args, 6,
                                        ngx_http_loyalty_return_applied, 0)
            != NGX_OK)
     {

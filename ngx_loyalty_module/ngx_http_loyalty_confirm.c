@@ -478,8 +478,8 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
     ngx_http_request_t            *r = ctx->request;
     ngx_http_loyalty_job_t        *job;
     ngx_http_loyalty_main_conf_t  *lmcf;
-    const char                    *argv[20];
-    size_t                         argvlen[20];
+    const char                    *argv[21];
+    size_t                         argvlen[21];
     char                           keys[NGX_HTTP_LOYALTY_COUPON_KEYS + 1]
                                        [LOYALTY_KEY_MAX];
     size_t                         lens[NGX_HTTP_LOYALTY_COUPON_KEYS + 1];
@@ -546,66 +546,68 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         due = now + lmcf->program.return_window;
 
         ngx_http_loyalty_points_keys(&ctx->customer, keys, lens);
+        lens[3] = loyalty_key(keys[3], "customer", (char *) ctx->customer.data,
+                              ctx->customer.len, ":log");
 
-        argv[2] = "3";
+        argv[2] = "4";
         argvlen[2] = 1;
 
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < 4; i++) {
             argv[3 + i] = keys[i];
             argvlen[3 + i] = lens[i];
         }
 
-        argv[6] = (char *) ctx->order.data;
-        argvlen[6] = ctx->order.len;
+        argv[7] = (char *) ctx->order.data;
+        argvlen[7] = ctx->order.len;
 
         s = ngx_http_loyalty_job_str(pool, "%016xL",
                                      ngx_http_loyalty_confirm_fingerprint(ctx));
-        argv[7] = (char *) s.data;
-        argvlen[7] = s.len;
-
-        s = ngx_http_loyalty_job_str(pool, "%L", base);
         argv[8] = (char *) s.data;
         argvlen[8] = s.len;
 
-        argv[9] = (char *) lmcf->tiers_arg.data;
-        argvlen[9] = lmcf->tiers_arg.len;
+        s = ngx_http_loyalty_job_str(pool, "%L", base);
+        argv[9] = (char *) s.data;
+        argvlen[9] = s.len;
+
+        argv[10] = (char *) lmcf->tiers_arg.data;
+        argvlen[10] = lmcf->tiers_arg.len;
 
         s = ngx_http_loyalty_job_str(pool, "%L", how.basis);
-        argv[10] = (char *) s.data;
-        argvlen[10] = s.len;
-
-        s = ngx_http_loyalty_job_str(pool, "%L", due);
         argv[11] = (char *) s.data;
         argvlen[11] = s.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", now);
+        s = ngx_http_loyalty_job_str(pool, "%L", due);
         argv[12] = (char *) s.data;
         argvlen[12] = s.len;
 
-        argv[13] = (char *) lmcf->program_version.data;
-        argvlen[13] = lmcf->program_version.len;
-        argv[14] = (char *) ctx->checkout.data;
-        argvlen[14] = ctx->checkout.len;
+        s = ngx_http_loyalty_job_str(pool, "%L", now);
+        argv[13] = (char *) s.data;
+        argvlen[13] = s.len;
+
+        argv[14] = (char *) lmcf->program_version.data;
+        argvlen[14] = lmcf->program_version.len;
+        argv[15] = (char *) ctx->checkout.data;
+        argvlen[15] = ctx->checkout.len;
 
         s = ngx_http_loyalty_job_str(pool, "%L", lmcf->program.order_every);
-        argv[15] = (char *) s.data;
-        argvlen[15] = s.len;
-
-        s = ngx_http_loyalty_job_str(pool, "%L", lmcf->program.order_points);
         argv[16] = (char *) s.data;
         argvlen[16] = s.len;
 
-        argv[17] = (char *) ctx->cart.referral.data;
-        argvlen[17] = ctx->cart.referral.len;
+        s = ngx_http_loyalty_job_str(pool, "%L", lmcf->program.order_points);
+        argv[17] = (char *) s.data;
+        argvlen[17] = s.len;
+
+        argv[18] = (char *) ctx->cart.referral.data;
+        argvlen[18] = ctx->cart.referral.len;
 
         s = ngx_http_loyalty_job_str(pool, "%L", ctx->cart.points);
-        argv[18] = (char *) s.data;
-        argvlen[18] = s.len;
-        argv[19] = (char *) ctx->coupon.data;
-        argvlen[19] = ctx->coupon.len;
+        argv[19] = (char *) s.data;
+        argvlen[19] = s.len;
+        argv[20] = (char *) ctx->coupon.data;
+        argvlen[20] = ctx->coupon.len;
 
         (void) ngx_http_loyalty_job_add(job, NGX_HTTP_LOYALTY_PHASE_RECORD,
-                                        LOYALTY_SCRIPT_order_record, 20, argv,
+                                        LOYALTY_SCRIPT_order_record, 21, argv,
                                         argvlen);
 
         /* after the accrual, in the same pipeline: see due_add.lua */
@@ -995,8 +997,8 @@ ngx_http_loyalty_job_event(ngx_http_loyalty_job_t *job)
 {
     ngx_uint_t                     i;
     ngx_str_t                      v[20];
-    const char                    *argv[20];
-    size_t                         argvlen[20];
+    const char                    *argv[21];
+    size_t                         argvlen[21];
     ngx_http_loyalty_main_conf_t  *lmcf;
 
     lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,

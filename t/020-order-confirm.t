@@ -259,6 +259,7 @@ sub dump_redis {
                  : $type eq 'zset'   ? $rd->cmd('ZRANGE', $k, 0, -1,
                                                 'WITHSCORES')
                  : $type eq 'stream' ? $rd->cmd('XRANGE', $k, '-', '+')
+                 : $type eq 'list'   ? $rd->cmd('LRANGE', $k, 0, -1)
                  : $rd->cmd('GET', $k);
     }
 

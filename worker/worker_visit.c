@@ -34,7 +34,7 @@
 #include "loyalty_worker.h"
 
 
-#define VISIT_ARGS     16       /* EVALSHA sha 2 keys, then 11 ARGV */
+#define VISIT_ARGS     17       /* EVALSHA sha 3 keys, then 11 ARGV */
 #define VISIT_HEAD     4        /* next, birthday, referral, its order */
 #define EVENT_FIELDS   64       /* fields and values of one event */
 
@@ -436,7 +436,7 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
 {
     int                  rc;
     char                 account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
-    char                 next[24], trim[24];
+    char                 log[LOYALTY_KEY_MAX], next[24], trim[24];
     size_t               i, n;
     long long            t, soonest;
     redisReply         **visits, *customer, *reply, **head;
@@ -454,20 +454,20 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
 
     argv[0] = "EVALSHA";
     argv[1] = loyalty_scripts[LOYALTY_SCRIPT_account_visit].sha1;
-    argv[2] = "2";
-    argv[5] = cal->now_text;
-    argv[7] = prog->expire;
-    argv[8] = prog->notice;
-    argv[9] = prog->tiers;
-    argv[10] = prog->window;
-    argv[11] = prog->p.tier_downgrade ? "one" : "full";
-    argv[12] = cal->month;
-    argv[13] = cal->today;
-    argv[14] = cal->year;
-    argv[15] = prog->birthday;
+    argv[2] = "3";
+    argv[6] = cal->now_text;
+    argv[8] = prog->expire;
+    argv[9] = prog->notice;
+    argv[10] = prog->tiers;
+    argv[11] = prog->window;
+    argv[12] = prog->p.tier_downgrade ? "one" : "full";
+    argv[13] = cal->month;
+    argv[14] = cal->today;
+    argv[15] = cal->year;
+    argv[16] = prog->birthday;
 
     for (i = 0; i < VISIT_ARGS; i++) {
-        argvlen[i] = (i == 3 || i == 4 || i == 6) ? 0 : strlen(argv[i]);
+        argvlen[i] = (i >= 3 && i <= 5) || i == 7 ? 0 : strlen(argv[i]);
     }
 
     /* 1. the visits, pipelined */
@@ -480,8 +480,11 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
         argv[4] = outbox;
         argvlen[4] = loyalty_key(outbox, "customer", customer->str,
                                  customer->len, ":out");
-        argv[6] = customer->str;
-        argvlen[6] = customer->len;
+        argv[5] = log;
+        argvlen[5] = loyalty_key(log, "customer", customer->str,
+                                 customer->len, ":log");
+        argv[7] = customer->str;
+        argvlen[7] = customer->len;
 
         redisAppendCommandArgv(w->redis, VISIT_ARGS, argv, argvlen);
     }
@@ -765,18 +768,19 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
     const worker_calendar_t *cal)
 {
     char         account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
-    char         due[LOYALTY_KEY_MAX];
+    char         log[LOYALTY_KEY_MAX], due[LOYALTY_KEY_MAX];
     redisReply  *reply;
 
     loyalty_key(account, "customer", customer, len, "");
     loyalty_key(outbox, "customer", customer, len, ":out");
+    loyalty_key(log, "customer", customer, len, ":log");
     loyalty_key_due(due, customer, len, "");
 
     reply = redisCommand(w->redis,
-                         "EVALSHA %s 2 %s %s %s %lld %s %s %b %s %s "
+                         "EVALSHA %s 3 %s %s %s %s %lld %s %s %b %s %s "
                          "role %s %s %b order %s",
                          loyalty_scripts[LOYALTY_SCRIPT_account_bonus].sha1,
-                         account, outbox, id, points, cal->now_text,
+                         account, outbox, log, id, points, cal->now_text,
                          w->program->expire, customer, len, rr, type, role,
                          strcmp(role, "referrer") == 0 ? "referred"
                                                        : "referrer",

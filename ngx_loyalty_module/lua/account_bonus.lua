@@ -5,6 +5,7 @@
 --
 -- KEYS[1] the account hash      loyalty:{customer:ID}
 -- KEYS[2] its outbox            loyalty:{customer:ID}:out
+-- KEYS[3] its ledger            loyalty:{customer:ID}:log
 -- ARGV[1] the bonus id: field b:<id> marks it given
 -- ARGV[2] points (0: only mark it, and set rr)
 -- ARGV[3] now (unix seconds)
@@ -16,13 +17,26 @@
 --
 -- Returns 'given' or 'replayed'.
 
-local account, outbox = KEYS[1], KEYS[2]
+local account, outbox, log = KEYS[1], KEYS[2], KEYS[3]
 local id, points, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local expire, customer, rr, type = tonumber(ARGV[4]), ARGV[5], ARGV[6],
+local expire, customer, rr, kind = tonumber(ARGV[4]), ARGV[5], ARGV[6],
                                    ARGV[7]
 
 local function int(n)
     return string.format('%d', n)
+end
+
+-- the ledger, newest first, at most 1000 entries, each
+-- "seq\nat\ntype\npoints\npending\nref\ndetail\nactor" without empty
+-- fields at the end; seq is one more than the newest entry's
+local function ledger(...)
+    local head = redis.call('LINDEX', log, 0)
+    local e = {head and tonumber(string.match(head, '^%d+')) + 1 or 1, now}
+    for i, v in ipairs({...}) do
+        e[i + 2] = type(v) == 'number' and string.format('%d', v) or v
+    end
+    redis.call('LPUSH', log, table.concat(e, '\n'))
+    redis.call('LTRIM', log, 0, 999)
 end
 
 -- set even by a replay: a worker may have died before it was
@@ -49,6 +63,10 @@ if points > 0 and debt > 0 then
     points = points - pay
 end
 
+if tonumber(ARGV[2]) > 0 then
+    ledger('bonus', points, 0, id, string.match(id, '^[^:]*'))
+end
+
 if points > 0 then
     local lot = int(expire > 0 and now + expire or 0) .. ':' .. int(points)
     local lots = redis.call('HGET', account, 'L')
@@ -58,8 +76,8 @@ if points > 0 then
                                      or lot)
     redis.call('HINCRBY', account, 'lt', points)
 
-    if type ~= '' then
-        local e = {'type', type, 'id', type .. ':' .. id, 'customer', customer,
+    if kind ~= '' then
+        local e = {'type', kind, 'id', kind .. ':' .. id, 'customer', customer,
                    'at', int(now)}
         for i = 8, #ARGV do
             e[#e + 1] = ARGV[i]

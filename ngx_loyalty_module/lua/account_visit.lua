@@ -18,6 +18,7 @@
 --
 -- KEYS[1] the account            loyalty:{customer:ID}
 -- KEYS[2] its outbox             loyalty:{customer:ID}:out   (list)
+-- KEYS[3] its ledger             loyalty:{customer:ID}:log   (list)
 -- ARGV[1]  now (unix seconds)
 -- ARGV[2]  the customer id
 -- ARGV[3]  points_expire: seconds a lot lives (0: never)
@@ -48,7 +49,7 @@
 -- still to settle and that order ('' for none), and every event in the
 -- outbox, each "field\nvalue\nfield\nvalue...".
 
-local account, outbox = KEYS[1], KEYS[2]
+local account, outbox, log = KEYS[1], KEYS[2], KEYS[3]
 local now, customer = tonumber(ARGV[1]), ARGV[2]
 local expire, notice = tonumber(ARGV[3]), tonumber(ARGV[4])
 local tiers_arg, window, downgrade = ARGV[5], tonumber(ARGV[6]), ARGV[7]
@@ -70,6 +71,19 @@ local function fields(s)
         out[#out + 1] = string.sub(s, start, i - 1)
         start = i + 1
     end
+end
+
+-- the ledger, newest first, at most 1000 entries, each
+-- "seq\nat\ntype\npoints\npending\nref\ndetail\nactor" without empty
+-- fields at the end; seq is one more than the newest entry's
+local function ledger(...)
+    local head = redis.call('LINDEX', log, 0)
+    local e = {head and tonumber(string.match(head, '^%d+')) + 1 or 1, now}
+    for i, v in ipairs({...}) do
+        e[i + 2] = type(v) == 'number' and string.format('%d', v) or v
+    end
+    redis.call('LPUSH', log, table.concat(e, '\n'))
+    redis.call('LTRIM', log, 0, 999)
 end
 
 local raw = redis.call('HGETALL', account)
@@ -151,6 +165,7 @@ for _, o in ipairs(orders) do
         if lot > 0 then
             lots[#lots + 1] = {expire > 0 and now + expire or 0, lot}
         end
+        ledger('credit', lot, -points, id)
 
         if tiers_arg ~= '' then
             local amount = tonumber(f[4]) - tonumber(f[11] or '0')
@@ -187,6 +202,7 @@ then
     a = a + birthday_points
     lt = lt + birthday_points
     set.by = year
+    ledger('bonus', birthday_points, 0, 'birthday:' .. year, 'birthday')
     event('birthday_bonus', 'birthday_bonus:' .. customer .. ':' .. year,
           'points', int(birthday_points), 'available', int(a))
 end
@@ -225,6 +241,7 @@ lots = kept
 
 if expired > 0 then
     a = a - expired
+    ledger('expiry', -expired, 0)
     event('points_expired', 'points_expired:' .. customer .. ':' .. int(now),
           'points', int(expired), 'available', int(a))
 end

@@ -10,6 +10,7 @@
 -- KEYS[1] the account hash      loyalty:{customer:ID}
 -- KEYS[2] holds zset            ...:holds   checkout -> expiry
 -- KEYS[3] held per checkout     ...:holdv   checkout -> points
+-- KEYS[4] the ledger            ...:log     (list, newest first)
 -- ARGV[1]  order id
 -- ARGV[2]  fingerprint of the order's content
 -- ARGV[3]  points before the tier multiplier
@@ -39,7 +40,7 @@
 -- Returns {'recorded' | 'replayed', points, pending, redeemed, bonus}
 -- or {'conflict'}.
 
-local account, holds, holdv = KEYS[1], KEYS[2], KEYS[3]
+local account, holds, holdv, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local order, fingerprint = ARGV[1], ARGV[2]
 local base = tonumber(ARGV[3])
 local tiers, basis, due, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -60,6 +61,23 @@ local function fields(s)
         out[#out + 1] = string.sub(s, start, i - 1)
         start = i + 1
     end
+end
+
+-- the ledger, newest first, at most 1000 entries, each
+-- "seq\nat\ntype\npoints\npending\nref\ndetail\nactor" without empty
+-- fields at the end; seq is one more than the newest entry's.  A line
+-- spooled by a version without the ledger passes no KEYS[4].
+local function ledger(...)
+    if not log then
+        return
+    end
+    local head = redis.call('LINDEX', log, 0)
+    local e = {head and tonumber(string.match(head, '^%d+')) + 1 or 1, now}
+    for i, v in ipairs({...}) do
+        e[i + 2] = type(v) == 'number' and string.format('%d', v) or v
+    end
+    redis.call('LPUSH', log, table.concat(e, '\n'))
+    redis.call('LTRIM', log, 0, 999)
 end
 
 local existing = redis.call('HGET', account, 'o:' .. order)
@@ -143,5 +161,7 @@ redis.call('HSET', account, 'o:' .. order,
            table.concat({'P', earned, due, basis, version, fingerprint,
                          redeemed, bonus, referral, coupon, 0}, '|'))
 local pending = redis.call('HINCRBY', account, 'p', earned)
+
+ledger('order', -redeemed, earned, order)
 
 return {'recorded', earned, pending, redeemed, bonus}

@@ -16,6 +16,7 @@
 --
 -- KEYS[1] the account hash      loyalty:{customer:ID}
 -- KEYS[2] its outbox            loyalty:{customer:ID}:out
+-- KEYS[3] its ledger            loyalty:{customer:ID}:log
 -- ARGV[1] order id
 -- ARGV[2] return id
 -- ARGV[3] amount returned (minor units, > 0)
@@ -31,7 +32,7 @@
 -- whole (1 when nothing of the basis is left)}, {'conflict', amount}
 -- when the return id was used with another amount, or {'not_found'}.
 
-local account, outbox = KEYS[1], KEYS[2]
+local account, outbox, log = KEYS[1], KEYS[2], KEYS[3]
 local order, rid = ARGV[1], ARGV[2]
 local amount, now = tonumber(ARGV[3]), tonumber(ARGV[4])
 local expire, customer = tonumber(ARGV[5]), ARGV[6]
@@ -51,6 +52,19 @@ local function fields(s)
         out[#out + 1] = string.sub(s, start, i - 1)
         start = i + 1
     end
+end
+
+-- the ledger, newest first, at most 1000 entries, each
+-- "seq\nat\ntype\npoints\npending\nref\ndetail\nactor" without empty
+-- fields at the end; seq is one more than the newest entry's
+local function ledger(...)
+    local head = redis.call('LINDEX', log, 0)
+    local e = {head and tonumber(string.match(head, '^%d+')) + 1 or 1, now}
+    for i, v in ipairs({...}) do
+        e[i + 2] = type(v) == 'number' and string.format('%d', v) or v
+    end
+    redis.call('LPUSH', log, table.concat(e, '\n'))
+    redis.call('LTRIM', log, 0, 999)
 end
 
 local raw = redis.call('HGET', account, 'o:' .. order)
@@ -101,6 +115,7 @@ if counted > 0 then
     f[2], f[7], f[11] = int(kept), int(redeemed_kept), int(returned)
 
     local a = tonumber(redis.call('HGET', account, 'a') or '0')
+    local a_before, pending_change = a, 0
     local lots = {}
     for expiry, left in string.gmatch(redis.call('HGET', account, 'L') or '',
                                       '(%d+):(%d+)') do
@@ -108,6 +123,7 @@ if counted > 0 then
     end
 
     if f[1] == 'P' then
+        pending_change = -removed
         redis.call('HINCRBY', account, 'p', -removed)
         if returned >= basis then
             f[1] = 'V'
@@ -180,6 +196,7 @@ if counted > 0 then
 
     redis.call('HSET', account, 'a', int(a), 'o:' .. order,
                table.concat(f, '|'))
+    ledger('return', a - a_before, pending_change, order, rid)
 end
 
 redis.call('HSET', account, 'r:' .. order .. ':' .. rid,
