@@ -9,6 +9,7 @@
  */
 
 #include "ngx_http_loyalty_admin.h"
+#include "loyalty_code.h"
 #include "loyalty_keys.h"
 #include "loyalty_time.h"
 
@@ -30,6 +31,7 @@ static ngx_http_loyalty_admin_route_t  *ngx_http_loyalty_admin_routes[] = {
     ngx_http_loyalty_admin_coupon_routes,
     ngx_http_loyalty_admin_customer_routes,
     ngx_http_loyalty_admin_order_routes,
+    ngx_http_loyalty_admin_points_routes,
     NULL
 };
 
@@ -593,4 +595,55 @@ ngx_http_loyalty_admin_account_keys(ngx_pool_t *pool, u_char *customer,
     }
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_loyalty_admin_customer(ngx_http_loyalty_admin_t *ctx, ngx_str_t *id,
+    ngx_str_t *keys)
+{
+    size_t  bad;
+
+    if (loyalty_id_check((char *) id->data, id->len, LOYALTY_ID_MAX, &bad)
+        != LOYALTY_CODE_OK)
+    {
+        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                     "invalid_customer",
+                                     "a customer id is 1 to %d bytes of "
+                                     "printable ASCII without spaces, '{' "
+                                     "or '}'", LOYALTY_ID_MAX);
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_loyalty_admin_account_keys(ctx->request->pool, id->data,
+                                            id->len, keys)
+        != NGX_OK)
+    {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+int64_t
+ngx_http_loyalty_admin_int(const loyalty_json_t *v)
+{
+    off_t        n;
+    const char  *p;
+
+    if (v->type != LOYALTY_JSON_NUMBER || v->len == 0 || v->len > 11) {
+        return 0;
+    }
+
+    p = v->text[0] == '-' ? v->text + 1 : v->text;
+    n = ngx_atoof((u_char *) p, v->len - (p - v->text));
+
+    if (n == NGX_ERROR || n > NGX_HTTP_LOYALTY_POINTS_MAX) {
+        return 0;
+    }
+
+    return p == v->text ? n : -n;
 }

@@ -58,6 +58,7 @@ struct ngx_http_loyalty_admin_s {
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_coupon_routes[];
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[];
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_order_routes[];
+extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_points_routes[];
 
 /*
  * Queues an EVALSHA; keys and args are copied into the request's pool.
@@ -83,6 +84,12 @@ ngx_str_t ngx_http_loyalty_admin_reply_str(redisReply *reply, size_t i);
 
 json_t *ngx_http_loyalty_admin_time(int64_t t);
 
+/*
+ * A JSON number that is a whole number of points, from -max to max
+ * (NGX_HTTP_LOYALTY_POINTS_MAX); 0 for anything else.
+ */
+int64_t ngx_http_loyalty_admin_int(const loyalty_json_t *v);
+
 /* A number as a Redis argument, in the request's pool; len 0 on failure. */
 ngx_str_t ngx_http_loyalty_admin_num(ngx_pool_t *pool, int64_t n);
 
@@ -92,5 +99,12 @@ ngx_str_t ngx_http_loyalty_admin_num(ngx_pool_t *pool, int64_t n);
  */
 ngx_int_t ngx_http_loyalty_admin_account_keys(ngx_pool_t *pool,
     u_char *customer, size_t len, ngx_str_t *keys);
+
+/*
+ * A customer id (of the path or of a body) checked, and its account keys
+ * as above; NGX_ERROR when the request was answered.
+ */
+ngx_int_t ngx_http_loyalty_admin_customer(ngx_http_loyalty_admin_t *ctx,
+    ngx_str_t *id, ngx_str_t *keys);
 
 #endif /* NGX_HTTP_LOYALTY_ADMIN_H */

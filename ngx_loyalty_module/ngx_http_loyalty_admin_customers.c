@@ -7,6 +7,10 @@
  *                           marketing opt-in or opt-out
  *   PUT /customers/{id}/referral-code
  *                           gives the customer a referral code
+ *   GET /customers/{id}/history
+ *                           the ledger, newest first, a page at a time
+ *   PUT /customers/{id}/enrolment
+ *                           an explicit sign-up
  */
 
 #include "ngx_http_loyalty_admin.h"
@@ -26,12 +30,17 @@ static void ngx_http_loyalty_referral_coded(void *data, ngx_uint_t status,
     redisReply *reply);
 static ngx_int_t ngx_http_loyalty_customer_birthday(
     const loyalty_json_t *v, ngx_str_t *out);
-static ngx_int_t ngx_http_loyalty_customer_id(ngx_http_loyalty_admin_t *ctx,
-    ngx_str_t *key);
 static json_t *ngx_http_loyalty_customer_accrual(ngx_str_t *order,
     redisReply *value);
 static json_t *ngx_http_loyalty_customer_lots(redisReply *value);
 static int64_t ngx_http_loyalty_reply_int(redisReply *e);
+static void ngx_http_loyalty_history(ngx_http_loyalty_admin_t *ctx);
+static void ngx_http_loyalty_history_read(void *data, ngx_uint_t status,
+    redisReply *reply);
+static json_t *ngx_http_loyalty_history_entry(redisReply *e);
+static void ngx_http_loyalty_enrol(ngx_http_loyalty_admin_t *ctx);
+static void ngx_http_loyalty_enrolled(void *data, ngx_uint_t status,
+    redisReply *reply);
 
 
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[] = {
@@ -39,6 +48,8 @@ ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[] = {
     { NGX_HTTP_PATCH, "customers/*", ngx_http_loyalty_customer_patch },
     { NGX_HTTP_PUT, "customers/*/referral-code",
       ngx_http_loyalty_referral_code },
+    { NGX_HTTP_GET, "customers/*/history", ngx_http_loyalty_history },
+    { NGX_HTTP_PUT, "customers/*/enrolment", ngx_http_loyalty_enrol },
     { 0, NULL, NULL }
 };
 
@@ -46,13 +57,15 @@ ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[] = {
 static void
 ngx_http_loyalty_customer_get(ngx_http_loyalty_admin_t *ctx)
 {
-    ngx_str_t  key;
+    ngx_str_t  keys[3];
 
-    if (ngx_http_loyalty_customer_id(ctx, &key) != NGX_OK) {
+    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
+        != NGX_OK)
+    {
         return;
     }
 
-    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_get, &key, 1,
+    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_get, keys, 1,
                                     NULL, 0, ngx_http_loyalty_customer_read,
                                     0)
         != NGX_OK)
@@ -67,10 +80,12 @@ ngx_http_loyalty_customer_get(ngx_http_loyalty_admin_t *ctx)
 static void
 ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
 {
-    ngx_str_t              key, args[2], due, sched[2];
+    ngx_str_t              keys[3], args[2], due, sched[2];
     const loyalty_json_t  *v;
 
-    if (ngx_http_loyalty_customer_id(ctx, &key) != NGX_OK) {
+    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
+        != NGX_OK)
+    {
         return;
     }
 
@@ -151,7 +166,7 @@ ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
                                     ngx_http_loyalty_customer_scheduled, 0)
         != NGX_OK
         || ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_update,
-                                       &key, 1, args, 2,
+                                       keys, 1, args, 2,
                                        ngx_http_loyalty_customer_read, 0)
            != NGX_OK)
     {
@@ -219,11 +234,13 @@ ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx)
 {
     char                   code[LOYALTY_CODE_MAX + 1];
     size_t                 len, bad;
-    ngx_str_t              key, args[2];
+    ngx_str_t              key, keys[3], args[2];
     loyalty_code_rc_t      rc;
     const loyalty_json_t  *v;
 
-    if (ngx_http_loyalty_customer_id(ctx, &key) != NGX_OK) {
+    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
+        != NGX_OK)
+    {
         return;
     }
 
@@ -305,6 +322,299 @@ ngx_http_loyalty_referral_coded(void *data, ngx_uint_t status,
 
     ngx_http_loyalty_admin_json(ctx, verdict.len == 7 ? NGX_HTTP_CREATED
                                                       : NGX_HTTP_OK, o);
+}
+
+
+/* --- GET /customers/{id}/history?limit=20&cursor=... ------------------- */
+
+#define NGX_HTTP_LOYALTY_HISTORY_PAGE  20
+#define NGX_HTTP_LOYALTY_HISTORY_MAX   100
+
+static void
+ngx_http_loyalty_history(ngx_http_loyalty_admin_t *ctx)
+{
+    ngx_int_t   limit;
+    ngx_str_t   keys[3], args[2], value;
+    ngx_uint_t  i;
+
+    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    limit = NGX_HTTP_LOYALTY_HISTORY_PAGE;
+
+    if (ngx_http_arg(ctx->request, (u_char *) "limit", 5, &value) == NGX_OK) {
+        limit = ngx_atoi(value.data, value.len);
+
+        if (limit < 1 || limit > NGX_HTTP_LOYALTY_HISTORY_MAX) {
+            ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_limit", "limit is 1 to %d",
+                                         NGX_HTTP_LOYALTY_HISTORY_MAX);
+            return;
+        }
+    }
+
+    ngx_str_null(&args[0]);
+
+    if (ngx_http_arg(ctx->request, (u_char *) "cursor", 6, &value) == NGX_OK) {
+        for (i = 0; i < value.len && value.data[i] >= '0'
+                    && value.data[i] <= '9'; i++)
+        {
+            /* digits only */
+        }
+
+        if (value.len == 0 || value.len > 18 || i != value.len) {
+            ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "invalid_cursor",
+                                         "cursor is the next_cursor of the "
+                                         "previous page");
+            return;
+        }
+
+        args[0] = value;
+    }
+
+    /* one more than asked for: whether there is a next page */
+    args[1] = ngx_http_loyalty_admin_num(ctx->request->pool, limit);
+    ctx->data = ngx_palloc(ctx->request->pool, sizeof(ngx_int_t));
+
+    if (args[1].data == NULL || ctx->data == NULL) {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    *(ngx_int_t *) ctx->data = limit;
+    keys[1] = keys[2];
+
+    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_history,
+                                    keys, 2, args, 2,
+                                    ngx_http_loyalty_history_read, 0)
+        != NGX_OK)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+    }
+}
+
+
+static void
+ngx_http_loyalty_history_read(void *data, ngx_uint_t status,
+    redisReply *reply)
+{
+    size_t                     i, n;
+    json_t                    *o, *list, *e;
+    ngx_int_t                  limit;
+    ngx_str_t                  head, cursor;
+    ngx_http_loyalty_admin_t  *ctx;
+
+    ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
+    limit = *(ngx_int_t *) ctx->data;
+
+    if (status != NGX_HTTP_LOYALTY_REDIS_OK
+        || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+        return;
+    }
+
+    head = ngx_http_loyalty_admin_reply_str(reply, 0);
+
+    if (head.len != 2) {
+        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                     "no account for customer \"%V\"",
+                                     &ctx->params[0]);
+        return;
+    }
+
+    list = json_array();
+    n = ngx_min(reply->elements - 1, (size_t) limit);
+    ngx_str_null(&cursor);
+
+    for (i = 1; i <= n; i++) {
+        e = ngx_http_loyalty_history_entry(reply->element[i]);
+        if (e != NULL) {
+            json_array_append_new(list, e);
+        }
+    }
+
+    o = json_object();
+    json_object_set_new(o, "customer",
+                        json_stringn((char *) ctx->params[0].data,
+                                     ctx->params[0].len));
+    json_object_set_new(o, "entries", list);
+
+    /* the last entry's number: the next page starts below it */
+    if (reply->elements - 1 > (size_t) limit) {
+        cursor = ngx_http_loyalty_admin_reply_str(reply, n);
+        cursor.len = ngx_strlchr(cursor.data, cursor.data + cursor.len, '\n')
+                     - cursor.data;
+    }
+
+    json_object_set_new(o, "next_cursor",
+                        cursor.len ? json_stringn((char *) cursor.data,
+                                                  cursor.len)
+                                   : json_null());
+
+    ngx_http_loyalty_admin_json(ctx, NGX_HTTP_OK, o);
+}
+
+
+/*
+ * "seq\nat\ntype\npoints\npending\nref\ndetail\nactor" as JSON: the ref
+ * and the detail are named by the type.
+ */
+
+static json_t *
+ngx_http_loyalty_history_entry(redisReply *e)
+{
+    char        *p, *end, *nl;
+    json_t      *o;
+    ngx_uint_t   i, t;
+    ngx_str_t    f[8];
+
+    static const char  *names[][3] = {
+        { "order", "order", NULL },
+        { "credit", "order", NULL },
+        { "expiry", NULL, NULL },
+        { "return", "order", "return" },
+        { "bonus", "bonus_id", "kind" },
+        { "adjustment", "adjustment_id", "reason" },
+    };
+
+    if (e->type != REDIS_REPLY_STRING) {
+        return NULL;
+    }
+
+    p = e->str;
+    end = p + e->len;
+
+    for (i = 0; i < 8; i++) {
+        nl = p ? memchr(p, '\n', end - p) : NULL;
+
+        f[i].data = (u_char *) p;
+        f[i].len = p ? (size_t) ((nl ? nl : end) - p) : 0;
+
+        p = nl ? nl + 1 : NULL;
+    }
+
+    for (t = 0; t < sizeof(names) / sizeof(names[0]); t++) {
+        if (f[2].len == ngx_strlen(names[t][0])
+            && ngx_strncmp(f[2].data, names[t][0], f[2].len) == 0)
+        {
+            break;
+        }
+    }
+
+    o = json_object();
+    json_object_set_new(o, "id", json_stringn((char *) f[0].data, f[0].len));
+    json_object_set_new(o, "at",
+                        ngx_http_loyalty_admin_time(
+                            ngx_atoof(f[1].data, f[1].len)));
+    json_object_set_new(o, "type",
+                        json_stringn((char *) f[2].data, f[2].len));
+
+    for (i = 3; i < 5; i++) {
+        p = (char *) f[i].data;
+        json_object_set_new(o, i == 3 ? "points" : "pending",
+                            json_integer(f[i].len && *p == '-'
+                                         ? -ngx_atoof(f[i].data + 1,
+                                                      f[i].len - 1)
+                                         : ngx_atoof(f[i].data, f[i].len)));
+    }
+
+    for (i = 5; i < 7; i++) {
+        if (f[i].len && t < sizeof(names) / sizeof(names[0])
+            && names[t][i - 4] != NULL)
+        {
+            json_object_set_new(o, names[t][i - 4],
+                                json_stringn((char *) f[i].data, f[i].len));
+        }
+    }
+
+    if (f[7].len) {
+        json_object_set_new(o, "actor",
+                            json_stringn((char *) f[7].data, f[7].len));
+    }
+
+    return o;
+}
+
+
+/* --- PUT /customers/{id}/enrolment ---------------------------------------- */
+
+static void
+ngx_http_loyalty_enrol(ngx_http_loyalty_admin_t *ctx)
+{
+    ngx_str_t  keys[3], due, args[2];
+
+    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    /* the worker looks at the account at once: its statements start */
+    due.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
+    args[1] = ngx_http_loyalty_admin_num(ctx->request->pool, ngx_time());
+
+    if (due.data == NULL || args[1].data == NULL) {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    due.len = loyalty_key_due((char *) due.data, (char *) ctx->params[0].data,
+                              ctx->params[0].len, "");
+    args[0] = ctx->params[0];
+    ctx->data = NULL;
+
+    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_due_add, &due, 1,
+                                    args, 2,
+                                    ngx_http_loyalty_customer_scheduled, 0)
+        != NGX_OK
+        || ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_enrol,
+                                       keys, 1, &args[1], 1,
+                                       ngx_http_loyalty_enrolled, 0)
+           != NGX_OK)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+    }
+}
+
+
+static void
+ngx_http_loyalty_enrolled(void *data, ngx_uint_t status, redisReply *reply)
+{
+    json_t                    *o;
+    ngx_str_t                  s;
+    ngx_http_loyalty_admin_t  *ctx;
+
+    ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
+
+    if (status != NGX_HTTP_LOYALTY_REDIS_OK
+        || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || ctx->data != NULL)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+        return;
+    }
+
+    s = ngx_http_loyalty_admin_reply_str(reply, 1);
+
+    o = json_object();
+    json_object_set_new(o, "customer",
+                        json_stringn((char *) ctx->params[0].data,
+                                     ctx->params[0].len));
+    json_object_set_new(o, "enrolled_at",
+                        ngx_http_loyalty_admin_time(ngx_atoof(s.data,
+                                                              s.len)));
+
+    s = ngx_http_loyalty_admin_reply_str(reply, 0);
+
+    ngx_http_loyalty_admin_json(ctx, s.len == 8 ? NGX_HTTP_CREATED
+                                                : NGX_HTTP_OK, o);
 }
 
 
@@ -510,38 +820,4 @@ ngx_http_loyalty_reply_int(redisReply *e)
     n = ngx_atoof((u_char *) e->str, e->len);
 
     return n == NGX_ERROR ? 0 : n;
-}
-
-
-/* The {id} of the path, checked, and the account's key. */
-
-static ngx_int_t
-ngx_http_loyalty_customer_id(ngx_http_loyalty_admin_t *ctx, ngx_str_t *key)
-{
-    size_t  bad;
-
-    if (loyalty_id_check((char *) ctx->params[0].data, ctx->params[0].len,
-                         LOYALTY_ID_MAX, &bad)
-        != LOYALTY_CODE_OK)
-    {
-        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
-                                     "invalid_customer",
-                                     "a customer id is 1 to %d bytes of "
-                                     "printable ASCII without spaces, '{' "
-                                     "or '}'", LOYALTY_ID_MAX);
-        return NGX_ERROR;
-    }
-
-    key->data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
-    if (key->data == NULL) {
-        ngx_http_finalize_request(ctx->request,
-                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return NGX_ERROR;
-    }
-
-    key->len = loyalty_key((char *) key->data, "customer",
-                           (char *) ctx->params[0].data, ctx->params[0].len,
-                           "");
-
-    return NGX_OK;
 }

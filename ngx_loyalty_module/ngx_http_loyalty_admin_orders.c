@@ -397,6 +397,10 @@ ngx_http_loyalty_return_applied(void *data, ngx_uint_t status,
     ret->available = e[6]->integer;
     ret->pending = e[7]->integer;
 
+    if (!ret->replayed) {
+        ngx_http_loyalty_board_add(&ret->customer, -ret->removed);
+    }
+
     s = ngx_http_loyalty_admin_reply_str(reply, 8);
     ret->coupon.data = ngx_pstrdup(pool, &s);
     ret->coupon.len = s.len;

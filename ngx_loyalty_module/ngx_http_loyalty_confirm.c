@@ -856,6 +856,10 @@ ngx_http_loyalty_job_reply(void *data, ngx_uint_t status, redisReply *reply)
             job->total = reply->element[2]->integer;
             call->done = 1;
 
+            if (job->status == NGX_HTTP_LOYALTY_ORDER_RECORDED) {
+                ngx_http_loyalty_board_add(&job->customer, job->points);
+            }
+
         } else {
             call->failed = 1;
         }

@@ -254,6 +254,13 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
       0,
       NULL },
 
+    { ngx_string("loyalty_bonus"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2|NGX_CONF_TAKE6,
+      ngx_http_loyalty_bonus,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("loyalty_referral_limit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
       ngx_http_loyalty_referral_limit,

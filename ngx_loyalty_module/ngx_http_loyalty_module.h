@@ -20,6 +20,19 @@
 /* nginx 1.22 names no 422 */
 #define NGX_HTTP_LOYALTY_UNPROCESSABLE  422
 
+/* the most points one bonus or adjustment moves */
+#define NGX_HTTP_LOYALTY_POINTS_MAX      1000000000
+
+/* an engagement bonus: loyalty_bonus review 50 max 3 per 1d; */
+#define NGX_HTTP_LOYALTY_BONUS_TYPE_MAX  32
+
+typedef struct {
+    ngx_str_t                 type;
+    ngx_int_t                 points;
+    ngx_uint_t                max;              /* 0: no cap */
+    time_t                    period;
+} ngx_http_loyalty_bonus_t;
+
 #define NGX_HTTP_LOYALTY_MODE_ENFORCE  0
 #define NGX_HTTP_LOYALTY_MODE_SHADOW   1
 
@@ -55,6 +68,7 @@ typedef struct {
     ngx_str_t                 program_json;     /* as published */
     ngx_str_t                 program_version;
     ngx_str_t                 tiers_arg;        /* "name:factor,..." */
+    ngx_array_t              *bonuses;          /* ngx_http_loyalty_bonus_t */
 
     /* the spool of order writes Redis did not take */
     ngx_str_t                 spool;            /* directory, "" for none */
@@ -143,6 +157,16 @@ char *ngx_http_loyalty_referral_reward(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_loyalty_referral_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+/*
+ * Points a customer earned (negative: gave back) on the leaderboards of
+ * this month and year; not waited for (see ngx_http_loyalty_admin_points.c).
+ */
+void ngx_http_loyalty_board_add(ngx_str_t *customer, int64_t points);
+
+char *ngx_http_loyalty_bonus(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+const ngx_http_loyalty_bonus_t *ngx_http_loyalty_bonus_find(
+    ngx_http_loyalty_main_conf_t *lmcf, u_char *type, size_t len);
 char *ngx_http_loyalty_points_expire(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_loyalty_timezone(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -357,6 +357,109 @@ ngx_http_loyalty_referral_limit(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* loyalty_bonus review 50 [max 3 per 1d]; */
+
+char *
+ngx_http_loyalty_bonus(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loyalty_main_conf_t  *lmcf = conf;
+
+    u_char                    *p;
+    ngx_int_t                  n, period;
+    ngx_str_t                 *value;
+    ngx_http_loyalty_bonus_t  *b;
+
+    value = cf->args->elts;
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+              || *p == '_' || *p == '-'))
+        {
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > NGX_HTTP_LOYALTY_BONUS_TYPE_MAX
+        || p != value[1].data + value[1].len)
+    {
+        return "expects a type of 1 to 32 lower-case letters, digits, '_' "
+               "or '-', such as \"review\"";
+    }
+
+    if (ngx_http_loyalty_bonus_find(lmcf, value[1].data, value[1].len)) {
+        return "is duplicate for this type";
+    }
+
+    n = ngx_atoi(value[2].data, value[2].len);
+
+    if (n <= 0 || n > NGX_HTTP_LOYALTY_POINTS_MAX) {
+        return "expects whole points from 1 to 1000000000";
+    }
+
+    if (lmcf->bonuses == NULL) {
+        lmcf->bonuses = ngx_array_create(cf->pool, 4,
+                                         sizeof(ngx_http_loyalty_bonus_t));
+        if (lmcf->bonuses == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    b = ngx_array_push(lmcf->bonuses);
+    if (b == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    b->type = value[1];
+    b->points = n;
+    b->max = 0;
+    b->period = 0;
+
+    if (cf->args->nelts == 3) {
+        return NGX_CONF_OK;
+    }
+
+    n = ngx_atoi(value[4].data, value[4].len);
+    period = ngx_parse_time(&value[6], 1);
+
+    if (ngx_strcmp(value[3].data, "max") != 0 || n <= 0
+        || ngx_strcmp(value[5].data, "per") != 0
+        || period == NGX_ERROR || period == 0)
+    {
+        return "expects for example \"loyalty_bonus review 50 max 3 per "
+               "1d;\"";
+    }
+
+    b->max = n;
+    b->period = period;
+
+    return NGX_CONF_OK;
+}
+
+
+const ngx_http_loyalty_bonus_t *
+ngx_http_loyalty_bonus_find(ngx_http_loyalty_main_conf_t *lmcf, u_char *type,
+    size_t len)
+{
+    ngx_uint_t                 i;
+    ngx_http_loyalty_bonus_t  *b;
+
+    if (lmcf->bonuses == NULL) {
+        return NULL;
+    }
+
+    b = lmcf->bonuses->elts;
+
+    for (i = 0; i < lmcf->bonuses->nelts; i++) {
+        if (b[i].type.len == len && ngx_strncmp(b[i].type.data, type, len) == 0)
+        {
+            return &b[i];
+        }
+    }
+
+    return NULL;
+}
+
+
 /* loyalty_points_expire 365d [notice=30d]; */
 
 char *

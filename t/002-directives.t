@@ -286,4 +286,34 @@ http { loyalty_header_prefix $prefix; }
 HTTP
 }
 
+accepted('engagement bonuses with and without a cap', <<'HTTP');
+http {
+    loyalty_bonus review 50 max 3 per 1d;
+    loyalty_bonus newsletter_signup 200;
+}
+HTTP
+
+for my $case (
+    [ 'a bonus type in capitals', 'Review 50',
+      'expects a type of 1 to 32 lower-case letters' ],
+    [ 'a bonus type of 33 bytes', ('a' x 33) . ' 50',
+      'expects a type of 1 to 32 lower-case letters' ],
+    [ 'a bonus of 0 points', 'review 0', 'expects whole points from 1' ],
+    [ 'a bonus of fractional points', 'review 1.5',
+      'expects whole points from 1' ],
+    [ 'a cap without a period', 'review 50 max 3 a 1d',
+      'expects for example "loyalty_bonus review 50 max 3 per 1d;"' ],
+    [ 'a cap of 0', 'review 50 max 0 per 1d',
+      'expects for example "loyalty_bonus review 50 max 3 per 1d;"' ],
+    [ 'a cap over no time', 'review 50 max 1 per 0s',
+      'expects for example "loyalty_bonus review 50 max 3 per 1d;"' ],
+) {
+    refused($case->[0], "http { loyalty_bonus $case->[1]; }\n",
+            $case->[2]);
+}
+
+refused('the same bonus type twice', <<'HTTP', '"loyalty_bonus" directive is duplicate for this type');
+http { loyalty_bonus review 50; loyalty_bonus review 60; }
+HTTP
+
 done_testing();

@@ -122,7 +122,7 @@ subtest 'both sides rewarded once the first order is credited' => sub {
     is_deeply([ $ben, account('anna'), rewards() ], $before,
               'and nobody paid twice');
 
-    ledger_ok($r);
+    ledger_ok($r, undef, history => 1);
 };
 
 subtest 'refused: self-referral, unknown code, over the limit' => sub {
@@ -146,7 +146,7 @@ subtest 'refused: self-referral, unknown code, over the limit' => sub {
     like($log, qr/\[info\] .*"ANNA-10" of customer "(dan|eve)" refused: the code's limit/,
          'over the limit at info');
 
-    ledger_ok($r);
+    ledger_ok($r, undef, history => 1);
 };
 
 subtest 'a first order returned whole earns no referral' => sub {

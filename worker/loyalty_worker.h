@@ -62,6 +62,10 @@ redisReply *worker_redis_argv(worker_t *w, int argc, const char **argv,
     const size_t *argvlen);
 
 void *worker_arena_alloc(void *ctx, size_t size);
+
+/* Points earned on the leaderboards of the month and year of now. */
+int worker_board_add(worker_t *w, const char *customer, size_t len,
+    long long points);
 long long worker_now(worker_t *w);
 int worker_stopping(void);
 

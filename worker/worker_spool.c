@@ -340,6 +340,11 @@ spool_call(worker_t *w, const loyalty_json_t *call,
     {
         /* the first time this order is recorded: its event goes now */
         rc = spool_event(w, order, customer, reply);
+
+        if (rc == 0) {
+            rc = worker_board_add(w, customer->text, customer->len,
+                                  reply->element[1]->integer);
+        }
     }
 
     freeReplyObject(reply);

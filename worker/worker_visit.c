@@ -769,6 +769,7 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
 {
     char         account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
     char         log[LOYALTY_KEY_MAX], due[LOYALTY_KEY_MAX];
+    int          given;
     redisReply  *reply;
 
     loyalty_key(account, "customer", customer, len, "");
@@ -786,6 +787,9 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
                                                        : "referrer",
                          other, other_len, order);
 
+    given = reply != NULL && reply->type == REDIS_REPLY_STRING
+            && strcmp(reply->str, "given") == 0;
+
     if (worker_reply_ok(w, w->redis, reply) != 0) {
         return -1;
     }
@@ -794,9 +798,32 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
         return 0;
     }
 
+    /* a replay was counted by the call that gave it */
+    if (given && worker_board_add(w, customer, len, points) != 0) {
+        return -1;
+    }
+
     reply = redisCommand(w->redis, "EVALSHA %s 1 %s %b %s",
                          loyalty_scripts[LOYALTY_SCRIPT_due_add].sha1, due,
                          customer, len, cal->now_text);
+
+    return worker_reply_ok(w, w->redis, reply);
+}
+
+
+int
+worker_board_add(worker_t *w, const char *customer, size_t len,
+    long long points)
+{
+    char         month[LOYALTY_KEY_MAX], year[LOYALTY_KEY_MAX];
+    redisReply  *reply;
+
+    loyalty_key_board_at(month, worker_now(w), 0);
+    loyalty_key_board_at(year, worker_now(w), 1);
+
+    reply = redisCommand(w->redis, "EVALSHA %s 2 %s %s %b %lld",
+                         loyalty_scripts[LOYALTY_SCRIPT_board_add].sha1,
+                         month, year, customer, len, points);
 
     return worker_reply_ok(w, w->redis, reply);
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "loyalty_keys.h"
+#include "loyalty_time.h"
 
 
 size_t
@@ -63,6 +64,37 @@ loyalty_key_order(char *buf, const char *order, size_t len)
 
     n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{orders:%u}",
                  loyalty_shard(order, len));
+
+    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+}
+
+
+size_t
+loyalty_key_board(char *buf, const char *period, size_t len)
+{
+    int  n;
+
+    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{board}:%.*s",
+                 (int) (len < 16 ? len : 16), period);
+
+    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+}
+
+
+size_t
+loyalty_key_board_at(char *buf, int64_t t, int year)
+{
+    int       n;
+    int64_t   y;
+    unsigned  m, d;
+
+    loyalty_civil_from_days(t >= 0 ? t / 86400 : (t - 86399) / 86400,
+                            &y, &m, &d);
+
+    n = year ? snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX
+                        "{board}:%04lld", (long long) y)
+             : snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX
+                        "{board}:%04lld-%02u", (long long) y, m);
 
     return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
 }

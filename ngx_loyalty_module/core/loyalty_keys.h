@@ -28,6 +28,7 @@
 #define LOYALTY_KEYS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 
 #define LOYALTY_KEY_PREFIX   "loyalty:"
@@ -70,5 +71,14 @@ size_t loyalty_key_shard(char *buf, unsigned shard, const char *suffix);
 
 /* The registry shard of an order: loyalty:{orders:S}. */
 size_t loyalty_key_order(char *buf, const char *order, size_t len);
+
+/*
+ * A leaderboard: loyalty:{board}:YYYY-MM (a month) or loyalty:{board}:YYYY
+ * (a year), all under one tag so that they can be read together.
+ */
+size_t loyalty_key_board(char *buf, const char *period, size_t len);
+
+/* The board of the month (year 0) or of the year (1) of a time, in UTC. */
+size_t loyalty_key_board_at(char *buf, int64_t t, int year);
 
 #endif /* LOYALTY_KEYS_H */

@@ -40,9 +40,10 @@ sub accounts {
     return \%all;
 }
 
-# The problems of one account, as text; none when it adds up.
+# The problems of one account, as text; none when it adds up.  With
+# $history, its ledger (the :log list) must add up to its balances too.
 sub problems {
-    my ($redis, $id, $acc) = @_;
+    my ($redis, $id, $acc, $history) = @_;
 
     my @bad;
     my ($lots, $pending) = (0, 0);
@@ -73,16 +74,32 @@ sub problems {
     push @bad, "held $h is not the sum of its holds $held" if $h != $held;
     push @bad, "available $a is below zero" if $a < 0;
 
+    if ($history) {
+        my ($sa, $sp) = (0, 0);
+        for my $e (@{ $redis->cmd('LRANGE', "loyalty:{customer:$id}:log",
+                                  0, -1) }) {
+            my @f = split /\n/, $e;
+            $sa += $f[3];
+            $sp += $f[4];
+        }
+        push @bad, "the history's points add up to $sa, not available $a"
+            if $sa != $a;
+        push @bad, "the history's pending add up to $sp, not pending $p"
+            if $sp != $p;
+    }
+
     return @bad;
 }
 
+# ledger_ok($redis, $name, history => 1): see problems()
 sub ledger_ok {
-    my ($redis, $name) = @_;
+    my ($redis, $name, %opt) = @_;
 
     my $all = accounts($redis);
     my @bad = map {
         my $id = $_;
-        map { "customer $id: $_" } problems($redis, $id, $all->{$id})
+        map { "customer $id: $_" } problems($redis, $id, $all->{$id},
+                                            $opt{history})
     } sort keys %$all;
 
     ok(!@bad, ($name // 'the ledger adds up') . ' over '
