@@ -34,6 +34,12 @@ static json_t *ngx_http_loyalty_customer_accrual(ngx_str_t *order,
     redisReply *value);
 static json_t *ngx_http_loyalty_customer_lots(redisReply *value);
 static int64_t ngx_http_loyalty_reply_int(redisReply *e);
+static ngx_int_t ngx_http_loyalty_customer_keys(
+    ngx_http_loyalty_admin_t *ctx, ngx_str_t *keys);
+static void ngx_http_loyalty_customer_progress(ngx_http_loyalty_admin_t *ctx,
+    json_t *o, ngx_str_t *tier, ngx_str_t *spend, ngx_str_t *lots);
+static void ngx_http_loyalty_referral_noted(void *data, ngx_uint_t status,
+    redisReply *reply);
 static void ngx_http_loyalty_history(ngx_http_loyalty_admin_t *ctx);
 static void ngx_http_loyalty_history_read(void *data, ngx_uint_t status,
     redisReply *reply);
@@ -59,13 +65,11 @@ ngx_http_loyalty_customer_get(ngx_http_loyalty_admin_t *ctx)
 {
     ngx_str_t  keys[3];
 
-    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
-        != NGX_OK)
-    {
+    if (ngx_http_loyalty_customer_keys(ctx, keys) != NGX_OK) {
         return;
     }
 
-    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_get, keys, 1,
+    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_get, keys, 2,
                                     NULL, 0, ngx_http_loyalty_customer_read,
                                     0)
         != NGX_OK)
@@ -83,9 +87,7 @@ ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
     ngx_str_t              keys[3], args[2], due, sched[2];
     const loyalty_json_t  *v;
 
-    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
-        != NGX_OK)
-    {
+    if (ngx_http_loyalty_customer_keys(ctx, keys) != NGX_OK) {
         return;
     }
 
@@ -166,7 +168,7 @@ ngx_http_loyalty_customer_patch(ngx_http_loyalty_admin_t *ctx)
                                     ngx_http_loyalty_customer_scheduled, 0)
         != NGX_OK
         || ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_update,
-                                       keys, 1, args, 2,
+                                       keys, 2, args, 2,
                                        ngx_http_loyalty_customer_read, 0)
            != NGX_OK)
     {
@@ -229,14 +231,21 @@ ngx_http_loyalty_customer_birthday(const loyalty_json_t *v, ngx_str_t *out)
 
 /* --- PUT /customers/{id}/referral-code ---------------------------------- */
 
+typedef struct {
+    ngx_str_t   code;
+    ngx_uint_t  created;
+} ngx_http_loyalty_referral_t;
+
+
 static void
 ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx)
 {
-    char                   code[LOYALTY_CODE_MAX + 1];
-    size_t                 len, bad;
-    ngx_str_t              key, keys[3], args[2];
-    loyalty_code_rc_t      rc;
-    const loyalty_json_t  *v;
+    char                          code[LOYALTY_CODE_MAX + 1];
+    size_t                        len, bad;
+    ngx_str_t                     key, keys[3], args[2];
+    loyalty_code_rc_t             rc;
+    const loyalty_json_t         *v;
+    ngx_http_loyalty_referral_t  *ref;
 
     if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
         != NGX_OK)
@@ -265,15 +274,25 @@ ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx)
 
     key.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
     args[1] = ngx_http_loyalty_admin_num(ctx->request->pool, ngx_time());
-    ctx->data = ngx_pnalloc(ctx->request->pool, len + 1);    /* the answer's */
+    ref = ngx_pcalloc(ctx->request->pool, sizeof(ngx_http_loyalty_referral_t));
 
-    if (key.data == NULL || args[1].data == NULL || ctx->data == NULL) {
+    if (key.data == NULL || args[1].data == NULL || ref == NULL) {
         ngx_http_finalize_request(ctx->request,
                                   NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    ngx_cpystrn(ctx->data, (u_char *) code, len + 1);
+    ref->code.data = ngx_pnalloc(ctx->request->pool, len);
+    if (ref->code.data == NULL) {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ref->code.len = len;
+    ngx_memcpy(ref->code.data, code, len);
+    ctx->data = ref;
+
     key.len = loyalty_key((char *) key.data, "referral", code, len, "");
     args[0] = ctx->params[0];
 
@@ -287,15 +306,18 @@ ngx_http_loyalty_referral_code(ngx_http_loyalty_admin_t *ctx)
 }
 
 
+/* The code is the customer's: noted on the account's side too. */
+
 static void
 ngx_http_loyalty_referral_coded(void *data, ngx_uint_t status,
     redisReply *reply)
 {
-    json_t                    *o;
-    ngx_str_t                  verdict;
-    ngx_http_loyalty_admin_t  *ctx;
+    ngx_str_t                     keys[3], verdict;
+    ngx_http_loyalty_admin_t     *ctx;
+    ngx_http_loyalty_referral_t  *ref;
 
     ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
+    ref = ctx->data;
 
     if (status != NGX_HTTP_LOYALTY_REDIS_OK
         || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
@@ -313,15 +335,79 @@ ngx_http_loyalty_referral_coded(void *data, ngx_uint_t status,
         return;
     }
 
+    ref->created = (verdict.len == 7);
+
+    if (ngx_http_loyalty_customer_keys(ctx, keys) != NGX_OK) {
+        return;
+    }
+
+    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_customer_code,
+                                    &keys[1], 1, &ref->code, 1,
+                                    ngx_http_loyalty_referral_noted, 0)
+        != NGX_OK)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+    }
+}
+
+
+static void
+ngx_http_loyalty_referral_noted(void *data, ngx_uint_t status,
+    redisReply *reply)
+{
+    json_t                       *o;
+    ngx_http_loyalty_admin_t     *ctx;
+    ngx_http_loyalty_referral_t  *ref;
+
+    ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
+    ref = ctx->data;
+
+    if (status != NGX_HTTP_LOYALTY_REDIS_OK
+        || reply->type == REDIS_REPLY_ERROR)
+    {
+        ngx_http_loyalty_admin_unavailable(ctx);
+        return;
+    }
+
     o = json_object();
     json_object_set_new(o, "customer",
                         json_stringn((char *) ctx->params[0].data,
                                      ctx->params[0].len));
     json_object_set_new(o, "code",
-                        json_stringn(ctx->data, ngx_strlen(ctx->data)));
+                        json_stringn((char *) ref->code.data, ref->code.len));
 
-    ngx_http_loyalty_admin_json(ctx, verdict.len == 7 ? NGX_HTTP_CREATED
-                                                      : NGX_HTTP_OK, o);
+    ngx_http_loyalty_admin_json(ctx, ref->created ? NGX_HTTP_CREATED
+                                                  : NGX_HTTP_OK, o);
+}
+
+
+/*
+ * The account's keys for the scripts of this file: the hash, then its
+ * referral codes.
+ */
+
+static ngx_int_t
+ngx_http_loyalty_customer_keys(ngx_http_loyalty_admin_t *ctx,
+    ngx_str_t *keys)
+{
+    if (ngx_http_loyalty_admin_customer(ctx, &ctx->params[0], keys)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    keys[1].data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
+    if (keys[1].data == NULL) {
+        ngx_http_finalize_request(ctx->request,
+                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return NGX_ERROR;
+    }
+
+    keys[1].len = loyalty_key((char *) keys[1].data, "customer",
+                              (char *) ctx->params[0].data,
+                              ctx->params[0].len, ":codes");
+
+    return NGX_OK;
 }
 
 
@@ -625,19 +711,24 @@ ngx_http_loyalty_customer_read(void *data, ngx_uint_t status,
     redisReply *reply)
 {
     size_t                     i;
-    json_t                    *o, *pending;
-    ngx_str_t                  f;
-    redisReply                *v;
+    json_t                    *o, *pending, *codes;
+    ngx_str_t                  f, tier, spend, lots;
+    redisReply                *v, *codes_reply;
     ngx_http_loyalty_admin_t  *ctx;
 
     ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
 
     if (status != NGX_HTTP_LOYALTY_REDIS_OK
-        || reply->type != REDIS_REPLY_ARRAY || ctx->data != NULL)
+        || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_ARRAY
+        || reply->element[1]->type != REDIS_REPLY_ARRAY || ctx->data != NULL)
     {
         ngx_http_loyalty_admin_unavailable(ctx);
         return;
     }
+
+    codes_reply = reply->element[1];
+    reply = reply->element[0];
 
     if (reply->elements == 0) {
         ngx_http_loyalty_admin_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
@@ -661,6 +752,10 @@ ngx_http_loyalty_customer_read(void *data, ngx_uint_t status,
     json_object_set_new(o, "lots", json_array());
     json_object_set_new(o, "birthday", json_null());
     json_object_set_new(o, "marketing", json_true());
+
+    ngx_str_null(&tier);
+    ngx_str_null(&spend);
+    ngx_str_null(&lots);
 
     for (i = 0; i + 1 < reply->elements; i += 2) {
         f.data = (u_char *) reply->element[i]->str;
@@ -697,6 +792,12 @@ ngx_http_loyalty_customer_read(void *data, ngx_uint_t status,
 
         } else if (f.len == 1 && f.data[0] == 't') {
             json_object_set_new(o, "tier", json_stringn(v->str, v->len));
+            tier.data = (u_char *) v->str;
+            tier.len = v->len;
+
+        } else if (f.len == 1 && f.data[0] == 'S') {
+            spend.data = (u_char *) v->str;
+            spend.len = v->len;
 
         } else if (f.len == 1 && f.data[0] == 'e') {
             json_object_set_new(o, "enrolled_at",
@@ -716,13 +817,152 @@ ngx_http_loyalty_customer_read(void *data, ngx_uint_t status,
         } else if (f.len == 1 && f.data[0] == 'L') {
             json_object_set_new(o, "lots",
                                 ngx_http_loyalty_customer_lots(v));
+            lots.data = (u_char *) v->str;
+            lots.len = v->len;
         }
     }
+
+    codes = json_array();
+
+    for (i = 0; i < codes_reply->elements; i++) {
+        f = ngx_http_loyalty_admin_reply_str(codes_reply, i);
+        json_array_append_new(codes, json_stringn((char *) f.data, f.len));
+    }
+
+    json_object_set_new(o, "referral_codes", codes);
+    ngx_http_loyalty_customer_progress(ctx, o, &tier, &spend, &lots);
 
     /* the accruals still waiting for their return window */
     json_object_set_new(o, "pending_accruals", pending);
 
     ngx_http_loyalty_admin_json(ctx, NGX_HTTP_OK, o);
+}
+
+
+/*
+ * What the account page needs beyond the balances: the tier's perks and
+ * the spend still missing for the next tier (the tier spend inside
+ * loyalty_tier_window, "time:amount:order,..."), and the points that
+ * expire within the reminder's notice.
+ */
+
+static void
+ngx_http_loyalty_customer_progress(ngx_http_loyalty_admin_t *ctx, json_t *o,
+    ngx_str_t *tier, ngx_str_t *spend, ngx_str_t *lots)
+{
+    off_t                          t, n;
+    char                           text[LOYALTY_MONEY_TEXT_MAX];
+    json_t                        *soon, *perks;
+    time_t                         now, first;
+    u_char                        *p, *end, *colon, *comma;
+    int64_t                        total, points;
+    ngx_uint_t                     i, current;
+    loyalty_program_t             *prog;
+    ngx_http_loyalty_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(ctx->request,
+                                         ngx_http_loyalty_module);
+    prog = &lmcf->program;
+    now = ngx_time();
+
+    /* expiring soon: lots "expiry:points", 0 never */
+    points = 0;
+    first = 0;
+    p = lots->data;
+    end = p ? p + lots->len : NULL;
+
+    while (p && p < end) {
+        comma = ngx_strlchr(p, end, ',');
+        comma = comma ? comma : end;
+        colon = ngx_strlchr(p, comma, ':');
+
+        if (colon) {
+            t = ngx_atoof(p, colon - p);
+            n = ngx_atoof(colon + 1, comma - colon - 1);
+
+            if (t > 0 && n > 0 && t - prog->expire_notice <= now) {
+                points += n;
+                first = (first == 0 || t < first) ? t : first;
+            }
+        }
+
+        p = comma + 1;
+    }
+
+    soon = json_object();
+    json_object_set_new(soon, "points", json_integer(points));
+    json_object_set_new(soon, "first_expires_at",
+                        first ? ngx_http_loyalty_admin_time(first)
+                              : json_null());
+    json_object_set_new(o, "expiring_soon", soon);
+
+    if (prog->ntiers == 0) {
+        return;
+    }
+
+    /* the spend inside the window: "time:amount:order,..." */
+    total = 0;
+    p = spend->data;
+    end = p ? p + spend->len : NULL;
+
+    while (p && p < end) {
+        comma = ngx_strlchr(p, end, ',');
+        comma = comma ? comma : end;
+        colon = ngx_strlchr(p, comma, ':');
+
+        if (colon) {
+            t = ngx_atoof(p, colon - p);
+            p = colon + 1;
+            colon = ngx_strlchr(p, comma, ':');
+            n = ngx_atoof(p, (colon ? colon : comma) - p);
+
+            if (t > now - prog->tier_window && n > 0) {
+                total += n;
+            }
+        }
+
+        p = comma + 1;
+    }
+
+    current = 0;
+
+    for (i = 0; i < prog->ntiers; i++) {
+        if (tier->len == prog->tiers[i].name.len
+            && ngx_strncmp(tier->data, prog->tiers[i].name.data, tier->len)
+               == 0)
+        {
+            current = i;
+        }
+    }
+
+    perks = json_array();
+    p = (u_char *) prog->tiers[current].perks.data;
+    end = p + prog->tiers[current].perks.len;
+
+    while (p && p < end) {
+        comma = ngx_strlchr(p, end, ',');
+        comma = comma ? comma : end;
+        json_array_append_new(perks, json_stringn((char *) p, comma - p));
+        p = comma + 1;
+    }
+
+    json_object_set_new(o, "tier_perks", perks);
+    loyalty_money_format(total, lmcf->decimals, text);
+    json_object_set_new(o, "tier_spend", json_string(text));
+
+    if (current + 1 < prog->ntiers) {
+        json_object_set_new(o, "next_tier",
+                            json_stringn(prog->tiers[current + 1].name.data,
+                                         prog->tiers[current + 1].name.len));
+        loyalty_money_format(ngx_max(prog->tiers[current + 1].threshold
+                                     - total, 0),
+                             lmcf->decimals, text);
+        json_object_set_new(o, "to_next_tier", json_string(text));
+
+    } else {
+        json_object_set_new(o, "next_tier", json_null());
+        json_object_set_new(o, "to_next_tier", json_null());
+    }
 }
 
 

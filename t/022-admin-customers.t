@@ -9,7 +9,13 @@ use Test::More;
 use Loyalty::Test;
 use Loyalty::Shop;
 
-my $t = shop();
+my $t = shop(http => <<'HTTP');
+    loyalty_points_expire 365d notice=30d;
+    loyalty_tier_window 365d;
+    loyalty_tier member 0      1;
+    loyalty_tier silver 100.00 1 perks=free_shipping;
+    loyalty_tier gold   500.00 1.5 perks=free_shipping,early_access;
+HTTP
 my $r = $t->redis;
 
 sub rfc3339 { strftime('%Y-%m-%dT%H:%M:%SZ', gmtime $_[0]) }
@@ -60,6 +66,53 @@ subtest 'an account with lots, a pending order and a tier' => sub {
         { order => 'o-1', state => 'pending', points => 1299,
           due_at => rfc3339(1797930218) },
     ], 'the orders with their state, points and due time');
+};
+
+subtest 'the tier, its perks, the way to the next, and what expires soon' =>
+sub {
+    my $now = time;
+    $r->cmd('DEL', 'loyalty:{customer:43}');
+    $r->cmd('HSET', 'loyalty:{customer:43}',
+            a => 1000, e => $now, t => 'silver',
+            # 20 days and 60 days from now; the reminder's notice is 30
+            L => ($now + 20 * 86400) . ':300,' . ($now + 60 * 86400) . ':700',
+            # spend inside the window, and some that has left it
+            S => ($now - 400 * 86400) . ':90000:o-old,'
+                 . ($now - 10 * 86400) . ':12000:o-1,'
+                 . ($now - 5 * 86400) . ':8050:o-2');
+    $r->cmd('SADD', 'loyalty:{customer:43}:codes', 'ANNA-10');
+
+    my $c = get('customers/43')->{json};
+    is_deeply({ map { $_ => $c->{$_} }
+                qw(tier tier_perks tier_spend next_tier to_next_tier
+                   expiring_soon referral_codes) },
+              { tier => 'silver', tier_perks => [ 'free_shipping' ],
+                tier_spend => '200.50', next_tier => 'gold',
+                to_next_tier => '299.50',
+                expiring_soon => { points => 300,
+                                   first_expires_at =>
+                                       rfc3339($now + 20 * 86400) },
+                referral_codes => [ 'ANNA-10' ] },
+              'silver with 200.50 spent: 299.50 to gold; 300 points '
+              . 'expire within the notice');
+
+    $r->cmd('HSET', 'loyalty:{customer:43}', t => 'gold', L => '0:1000');
+    $c = get('customers/43')->{json};
+    is_deeply({ map { $_ => $c->{$_} }
+                qw(tier_perks next_tier to_next_tier expiring_soon) },
+              { tier_perks => [ 'free_shipping', 'early_access' ],
+                next_tier => undef, to_next_tier => undef,
+                expiring_soon => { points => 0,
+                                   first_expires_at => undef } },
+              'at the top: no next tier; points that never expire');
+
+    my $res = $t->http(PUT => '/loyalty/admin/customers/43/referral-code',
+                       body => '{"code":"anna-11"}',
+                       headers => { Authorization => "Bearer $TOKEN",
+                                    'Content-Type' => 'application/json' });
+    is($res->{status}, 201, 'another code') or diag($res->{body});
+    is_deeply([ sort @{ get('customers/43')->{json}{referral_codes} } ],
+              [ 'ANNA-10', 'ANNA-11' ], 'the account lists both');
 };
 
 subtest 'a customer without an account' => sub {

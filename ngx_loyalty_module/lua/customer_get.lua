@@ -2,8 +2,9 @@
 -- nothing.
 --
 -- KEYS[1] the account hash      loyalty:{customer:ID}
+-- KEYS[2] its referral codes    loyalty:{customer:ID}:codes   (set)
 --
--- Returns the hash as HGETALL does ({} when there is no account); see
--- order_record.lua for its fields.
+-- Returns {the hash as HGETALL gives it, the codes}: {{}, {}} when there
+-- is no account; see order_record.lua for its fields.
 
-return redis.call('HGETALL', KEYS[1])
+return {redis.call('HGETALL', KEYS[1]), redis.call('SMEMBERS', KEYS[2])}
