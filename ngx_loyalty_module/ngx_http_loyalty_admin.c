@@ -32,6 +32,7 @@ static ngx_http_loyalty_admin_route_t  *ngx_http_loyalty_admin_routes[] = {
     ngx_http_loyalty_admin_customer_routes,
     ngx_http_loyalty_admin_order_routes,
     ngx_http_loyalty_admin_points_routes,
+    ngx_http_loyalty_admin_report_routes,
     NULL
 };
 

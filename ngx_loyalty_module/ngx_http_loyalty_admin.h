@@ -59,6 +59,7 @@ extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_coupon_routes[];
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_customer_routes[];
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_order_routes[];
 extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_points_routes[];
+extern ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_report_routes[];
 
 /*
  * Queues an EVALSHA; keys and args are copied into the request's pool.

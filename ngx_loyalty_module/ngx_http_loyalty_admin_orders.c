@@ -345,6 +345,7 @@ ngx_http_loyalty_return_applied(void *data, ngx_uint_t status,
     ngx_str_t                   s, keys[3], args[2];
     ngx_pool_t                 *pool;
     redisReply                **e;
+    ngx_http_loyalty_stat_t     st[3];
     ngx_http_loyalty_return_t  *ret;
     ngx_http_loyalty_admin_t   *ctx;
 
@@ -380,7 +381,7 @@ ngx_http_loyalty_return_applied(void *data, ngx_uint_t status,
         return;
     }
 
-    if (reply->elements < 10) {
+    if (reply->elements < 12) {
         ngx_http_loyalty_admin_unavailable(ctx);
         return;
     }
@@ -398,6 +399,14 @@ ngx_http_loyalty_return_applied(void *data, ngx_uint_t status,
     ret->pending = e[7]->integer;
 
     if (!ret->replayed) {
+        ngx_str_set(&st[0].field, "available");
+        st[0].change = e[10]->integer;
+        ngx_str_set(&st[1].field, "pending");
+        st[1].change = e[11]->integer;
+        ngx_str_set(&st[2].field, "returned");
+        st[2].change = ret->removed;
+
+        ngx_http_loyalty_stats_add(st, 3);
         ngx_http_loyalty_board_add(&ret->customer, -ret->removed);
     }
 
@@ -465,6 +474,7 @@ static void
 ngx_http_loyalty_return_after(void *data, ngx_uint_t status,
     redisReply *reply)
 {
+    ngx_http_loyalty_stat_t         st;
     ngx_http_loyalty_return_t      *ret;
     ngx_http_loyalty_admin_t       *ctx;
     ngx_http_loyalty_admin_call_t  *call;
@@ -479,6 +489,19 @@ ngx_http_loyalty_return_after(void *data, ngx_uint_t status,
         ret->failed = 1;
 
     } else if (call->index == 1 && reply->type == REDIS_REPLY_STRING) {
+        if (reply->len == 8 && ngx_strncmp(reply->str, "released", 8) == 0) {
+            st.field.data = ngx_pnalloc(ctx->request->pool,
+                                        sizeof("coupon:") - 1
+                                        + ret->coupon.len);
+            if (st.field.data != NULL) {
+                st.field.len = ngx_sprintf(st.field.data, "coupon:%V",
+                                           &ret->coupon)
+                               - st.field.data;
+                st.change = -1;
+                ngx_http_loyalty_stats_add(&st, 1);
+            }
+        }
+
         ret->coupon_use = ngx_pnalloc(ctx->request->pool, reply->len + 1);
 
         if (ret->coupon_use != NULL) {

@@ -5,8 +5,6 @@
  *                                      and the actor, for the audit trail
  *   POST /events                       an engagement bonus (a review, a
  *                                      sign-up...) within its type's cap
- *   GET /leaderboard                   the members who earned most in a
- *                                      month or a year
  *
  * The first two are one account_grant.lua each, idempotent by the id the
  * client gives; the schedule is touched in the same pipeline so that the
@@ -19,7 +17,6 @@
 
 
 #define NGX_HTTP_LOYALTY_TEXT_MAX     200     /* a reason */
-#define NGX_HTTP_LOYALTY_BOARD_MAX    100     /* members on one page */
 
 
 /* what an adjustment or an event asks, for the answer */
@@ -34,15 +31,14 @@ typedef struct {
 
 static void ngx_http_loyalty_adjust(ngx_http_loyalty_admin_t *ctx);
 static void ngx_http_loyalty_event(ngx_http_loyalty_admin_t *ctx);
-static void ngx_http_loyalty_leaderboard(ngx_http_loyalty_admin_t *ctx);
 static ngx_int_t ngx_http_loyalty_grant_send(ngx_http_loyalty_admin_t *ctx,
     ngx_http_loyalty_grant_t *g, ngx_str_t *args);
 static void ngx_http_loyalty_grant_scheduled(void *data, ngx_uint_t status,
     redisReply *reply);
 static void ngx_http_loyalty_grant_done(void *data, ngx_uint_t status,
     redisReply *reply);
-static void ngx_http_loyalty_board_read(void *data, ngx_uint_t status,
-    redisReply *reply);
+static void ngx_http_loyalty_grant_count(ngx_http_loyalty_grant_t *g,
+    int64_t change);
 static ngx_int_t ngx_http_loyalty_text(const loyalty_json_t *v, size_t max,
     ngx_str_t *out);
 static ngx_int_t ngx_http_loyalty_id(const loyalty_json_t *v,
@@ -52,7 +48,6 @@ static ngx_int_t ngx_http_loyalty_id(const loyalty_json_t *v,
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_points_routes[] = {
     { NGX_HTTP_POST, "customers/*/adjustments", ngx_http_loyalty_adjust },
     { NGX_HTTP_POST, "events", ngx_http_loyalty_event },
-    { NGX_HTTP_GET, "leaderboard", ngx_http_loyalty_leaderboard },
     { 0, NULL, NULL }
 };
 
@@ -504,126 +499,41 @@ ngx_http_loyalty_grant_done(void *data, ngx_uint_t status, redisReply *reply)
     code = (first.len == 3) ? NGX_HTTP_CREATED : NGX_HTTP_OK;
     json_object_set_new(o, "replayed", json_boolean(code == NGX_HTTP_OK));
 
-    if (g->bonus && code == NGX_HTTP_CREATED) {
-        ngx_http_loyalty_board_add(&g->customer, reply->element[2]->integer);
+    if (code == NGX_HTTP_CREATED) {
+        ngx_http_loyalty_grant_count(g, reply->element[2]->integer);
     }
 
     ngx_http_loyalty_admin_json(ctx, code, o);
 }
 
 
-/* --- GET /leaderboard ---------------------------------------------------- */
+/*
+ * The program's totals: points given are issued, points taken by hand
+ * are "adjusted"; a bonus is on the leaderboard.
+ */
 
 static void
-ngx_http_loyalty_leaderboard(ngx_http_loyalty_admin_t *ctx)
+ngx_http_loyalty_grant_count(ngx_http_loyalty_grant_t *g, int64_t change)
 {
-    ngx_int_t    limit;
-    ngx_str_t    period, value, key, args[1];
-    ngx_uint_t   i;
+    ngx_http_loyalty_stat_t  st[2];
 
-    if (ngx_http_arg(ctx->request, (u_char *) "period", 6, &period)
-        != NGX_OK)
-    {
-        ngx_str_null(&period);
+    ngx_str_set(&st[0].field, "available");
+    st[0].change = change;
+
+    if (change > 0) {
+        ngx_str_set(&st[1].field, "issued");
+        st[1].change = change;
+
+    } else {
+        ngx_str_set(&st[1].field, "adjusted");
+        st[1].change = -change;
     }
 
-    for (i = 0; i < period.len; i++) {
-        if ((i == 4 && period.data[i] != '-')
-            || (i != 4 && (period.data[i] < '0' || period.data[i] > '9')))
-        {
-            break;
-        }
+    ngx_http_loyalty_stats_add(st, 2);
+
+    if (g->bonus) {
+        ngx_http_loyalty_board_add(&g->customer, change);
     }
-
-    if ((period.len != 4 && period.len != 7) || i != period.len
-        || (period.len == 7
-            && ngx_atoi(period.data + 5, 2) - 1 >= 12))
-    {
-        ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
-                                     "invalid_period",
-                                     "period is a month (YYYY-MM) or a year "
-                                     "(YYYY), in UTC");
-        return;
-    }
-
-    limit = 10;
-
-    if (ngx_http_arg(ctx->request, (u_char *) "limit", 5, &value) == NGX_OK) {
-        limit = ngx_atoi(value.data, value.len);
-
-        if (limit < 1 || limit > NGX_HTTP_LOYALTY_BOARD_MAX) {
-            ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
-                                         "invalid_limit",
-                                         "limit is 1 to %d",
-                                         NGX_HTTP_LOYALTY_BOARD_MAX);
-            return;
-        }
-    }
-
-    key.data = ngx_pnalloc(ctx->request->pool, LOYALTY_KEY_MAX);
-    args[0] = ngx_http_loyalty_admin_num(ctx->request->pool, limit);
-    ctx->data = ngx_pnalloc(ctx->request->pool, sizeof(ngx_str_t));
-
-    if (key.data == NULL || args[0].data == NULL || ctx->data == NULL) {
-        ngx_http_finalize_request(ctx->request,
-                                  NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    *(ngx_str_t *) ctx->data = period;
-    key.len = loyalty_key_board((char *) key.data, (char *) period.data,
-                                period.len);
-
-    if (ngx_http_loyalty_admin_eval(ctx, LOYALTY_SCRIPT_board_top, &key, 1,
-                                    args, 1, ngx_http_loyalty_board_read, 0)
-        != NGX_OK)
-    {
-        ngx_http_loyalty_admin_unavailable(ctx);
-    }
-}
-
-
-/* {customer, points, customer, points, ...}, the most first */
-
-static void
-ngx_http_loyalty_board_read(void *data, ngx_uint_t status,
-    redisReply *reply)
-{
-    size_t                     i;
-    json_t                    *o, *list, *m;
-    ngx_str_t                  s, *period;
-    ngx_http_loyalty_admin_t  *ctx;
-
-    ctx = ngx_http_loyalty_admin_done_call(data)->ctx;
-    period = ctx->data;
-
-    if (status != NGX_HTTP_LOYALTY_REDIS_OK
-        || reply->type != REDIS_REPLY_ARRAY)
-    {
-        ngx_http_loyalty_admin_unavailable(ctx);
-        return;
-    }
-
-    list = json_array();
-
-    for (i = 0; i + 1 < reply->elements; i += 2) {
-        m = json_object();
-        s = ngx_http_loyalty_admin_reply_str(reply, i);
-        json_object_set_new(m, "rank", json_integer(i / 2 + 1));
-        json_object_set_new(m, "customer",
-                            json_stringn((char *) s.data, s.len));
-        s = ngx_http_loyalty_admin_reply_str(reply, i + 1);
-        json_object_set_new(m, "points",
-                            json_integer(ngx_atoof(s.data, s.len)));
-        json_array_append_new(list, m);
-    }
-
-    o = json_object();
-    json_object_set_new(o, "period",
-                        json_stringn((char *) period->data, period->len));
-    json_object_set_new(o, "members", list);
-
-    ngx_http_loyalty_admin_json(ctx, NGX_HTTP_OK, o);
 }
 
 
@@ -669,25 +579,3 @@ ngx_http_loyalty_id(const loyalty_json_t *v, ngx_str_t *out)
     return NGX_OK;
 }
 
-
-void
-ngx_http_loyalty_board_add(ngx_str_t *customer, int64_t points)
-{
-    u_char     n[NGX_INT64_LEN];
-    ngx_str_t  keys[2], args[2];
-    char       month[LOYALTY_KEY_MAX], year[LOYALTY_KEY_MAX];
-
-    if (points == 0 || customer->len == 0) {
-        return;
-    }
-
-    keys[0].data = (u_char *) month;
-    keys[0].len = loyalty_key_board_at(month, ngx_time(), 0);
-    keys[1].data = (u_char *) year;
-    keys[1].len = loyalty_key_board_at(year, ngx_time(), 1);
-    args[0] = *customer;
-    args[1].data = n;
-    args[1].len = ngx_sprintf(n, "%L", points) - n;
-
-    ngx_http_loyalty_redis_fire(LOYALTY_SCRIPT_board_add, keys, 2, args, 2);
-}

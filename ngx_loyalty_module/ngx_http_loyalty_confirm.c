@@ -43,6 +43,8 @@ static void ngx_http_loyalty_job_run(ngx_http_loyalty_job_t *job);
 static void ngx_http_loyalty_job_reply(void *data, ngx_uint_t status,
     redisReply *reply);
 static void ngx_http_loyalty_job_step(ngx_http_loyalty_job_t *job);
+static void ngx_http_loyalty_job_count(ngx_http_loyalty_job_t *job,
+    ngx_http_loyalty_job_call_t *call, redisReply *reply);
 static void ngx_http_loyalty_job_tell(ngx_http_loyalty_job_t *job);
 static void ngx_http_loyalty_job_event(ngx_http_loyalty_job_t *job);
 static void ngx_http_loyalty_job_free(ngx_http_loyalty_job_t *job);
@@ -506,6 +508,7 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
 
     job->order = ngx_http_loyalty_job_str(pool, "%V", &ctx->order);
     job->customer = ngx_http_loyalty_job_str(pool, "%V", &ctx->customer);
+    job->coupon = ngx_http_loyalty_job_str(pool, "coupon:%V", &ctx->coupon);
     job->status = ctx->customer.len ? NGX_HTTP_LOYALTY_ORDER_RECORDED
                                     : NGX_HTTP_LOYALTY_ORDER_GUEST;
 
@@ -520,6 +523,7 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
 
     base = loyalty_points_earned(&lmcf->program, &ctx->cart,
                                  ctx->cart.discount, redeemed, now, &how);
+    job->basis = how.basis;
 
     /* shown until Redis applies the tier, and if Redis cannot */
     job->points = base;
@@ -848,7 +852,7 @@ ngx_http_loyalty_job_reply(void *data, ngx_uint_t status, redisReply *reply)
                       ? "for another customer" : "with other content");
 
     } else if (call->script == LOYALTY_SCRIPT_order_record) {
-        if (head.len == 8 && reply->elements == 5) {
+        if (head.len == 8 && reply->elements >= 5) {
             job->status = ngx_strncmp(head.data, "recorded", 8) == 0
                           ? NGX_HTTP_LOYALTY_ORDER_RECORDED
                           : NGX_HTTP_LOYALTY_ORDER_REPLAYED;
@@ -856,9 +860,7 @@ ngx_http_loyalty_job_reply(void *data, ngx_uint_t status, redisReply *reply)
             job->total = reply->element[2]->integer;
             call->done = 1;
 
-            if (job->status == NGX_HTTP_LOYALTY_ORDER_RECORDED) {
-                ngx_http_loyalty_board_add(&job->customer, job->points);
-            }
+            ngx_http_loyalty_job_count(job, call, reply);
 
         } else {
             call->failed = 1;
@@ -866,10 +868,74 @@ ngx_http_loyalty_job_reply(void *data, ngx_uint_t status, redisReply *reply)
 
     } else {
         call->done = 1;
+        ngx_http_loyalty_job_count(job, call, reply);
     }
 
     if (job->pending == 0) {
         ngx_http_loyalty_job_step(job);
+    }
+}
+
+
+/*
+ * The program's totals and the leaderboard move with what this order did
+ * the first time: its points pending, the points it redeemed, its value
+ * as a member's or a guest's order, a first or second order of the
+ * customer, a coupon's use.
+ */
+
+static void
+ngx_http_loyalty_job_count(ngx_http_loyalty_job_t *job,
+    ngx_http_loyalty_job_call_t *call, redisReply *reply)
+{
+    int64_t                  n;
+    ngx_http_loyalty_stat_t  st[6];
+
+    if (call->script == LOYALTY_SCRIPT_order_record
+        && job->status == NGX_HTTP_LOYALTY_ORDER_RECORDED
+        && reply->elements == 6)
+    {
+        n = reply->element[5]->integer;
+
+        ngx_str_set(&st[0].field, "pending");
+        st[0].change = reply->element[1]->integer;
+        ngx_str_set(&st[1].field, "available");
+        st[1].change = -reply->element[3]->integer;
+        ngx_str_set(&st[2].field, "redeemed");
+        st[2].change = reply->element[3]->integer;
+        ngx_str_set(&st[3].field, "member_orders");
+        st[3].change = 1;
+        ngx_str_set(&st[4].field, "member_value");
+        st[4].change = job->basis;
+        ngx_str_set(&st[5].field, "customers");
+        st[5].change = (n == 1);
+
+        if (n == 2) {
+            ngx_str_set(&st[5].field, "repeat_customers");
+            st[5].change = 1;
+        }
+
+        ngx_http_loyalty_stats_add(st, 6);
+        ngx_http_loyalty_board_add(&job->customer, job->points);
+
+    } else if (call->script == LOYALTY_SCRIPT_order_claim
+               && job->customer.len == 0 && reply->elements == 2
+               && reply->element[1]->integer == 1)
+    {
+        ngx_str_set(&st[0].field, "guest_orders");
+        st[0].change = 1;
+        ngx_str_set(&st[1].field, "guest_value");
+        st[1].change = job->basis;
+
+        ngx_http_loyalty_stats_add(st, 2);
+
+    } else if (call->script == LOYALTY_SCRIPT_coupon_commit
+               && reply->elements == 2)
+    {
+        st[0].field = job->coupon;
+        st[0].change = 1;
+
+        ngx_http_loyalty_stats_add(st, 1);
     }
 }
 

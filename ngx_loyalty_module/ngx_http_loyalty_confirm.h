@@ -86,6 +86,8 @@ struct ngx_http_loyalty_job_s {
     ngx_uint_t                     status;
     int64_t                        points;      /* earned */
     int64_t                        total;       /* pending, -1 unknown */
+    int64_t                        basis;       /* the order's value */
+    ngx_str_t                      coupon;
     unsigned                       async:1;     /* past its first send */
 };
 

@@ -82,6 +82,10 @@ static ngx_conf_enum_t  ngx_http_loyalty_downgrades[] = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_loyalty_clv_years_bounds = {
+    ngx_conf_check_num_bounds, 1, 100
+};
+
 static ngx_conf_num_bounds_t  ngx_http_loyalty_birthday_bounds = {
     ngx_conf_check_num_bounds, 1, 1000000000
 };
@@ -260,6 +264,13 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("loyalty_clv_years"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_loyalty_main_conf_t, clv_years),
+      &ngx_http_loyalty_clv_years_bounds },
 
     { ngx_string("loyalty_referral_limit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE3,
@@ -440,6 +451,7 @@ ngx_http_loyalty_create_main_conf(ngx_conf_t *cf)
     lmcf->tier_window = NGX_CONF_UNSET;
     lmcf->tier_downgrade = NGX_CONF_UNSET_UINT;
     lmcf->birthday_points = NGX_CONF_UNSET;
+    lmcf->clv_years = NGX_CONF_UNSET;
     lmcf->events_max = NGX_CONF_UNSET_UINT;
     lmcf->spool_fsync = NGX_CONF_UNSET;
 
@@ -467,6 +479,7 @@ ngx_http_loyalty_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(lmcf->tier_window, 365 * 86400);
     ngx_conf_init_uint_value(lmcf->tier_downgrade, 0);
     ngx_conf_init_value(lmcf->birthday_points, 0);
+    ngx_conf_init_value(lmcf->clv_years, 3);
     ngx_conf_init_uint_value(lmcf->events_max, 1000000);
     ngx_conf_init_value(lmcf->spool_fsync, 0);
 

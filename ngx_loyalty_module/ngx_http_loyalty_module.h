@@ -69,6 +69,7 @@ typedef struct {
     ngx_str_t                 program_version;
     ngx_str_t                 tiers_arg;        /* "name:factor,..." */
     ngx_array_t              *bonuses;          /* ngx_http_loyalty_bonus_t */
+    ngx_int_t                 clv_years;        /* for the metrics' CLV */
 
     /* the spool of order writes Redis did not take */
     ngx_str_t                 spool;            /* directory, "" for none */
@@ -157,10 +158,19 @@ char *ngx_http_loyalty_referral_reward(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_loyalty_referral_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+/* a change to one of the program's totals (see stats_add.lua) */
+typedef struct {
+    ngx_str_t                 field;
+    int64_t                   change;
+} ngx_http_loyalty_stat_t;
+
 /*
- * Points a customer earned (negative: gave back) on the leaderboards of
- * this month and year; not waited for (see ngx_http_loyalty_admin_points.c).
+ * Moves the program's totals (at most 6 at once; changes of 0 are left
+ * out) and the leaderboards of this month and year; neither is waited for
+ * (ngx_http_loyalty_stats.c).
  */
+void ngx_http_loyalty_stats_add(ngx_http_loyalty_stat_t *stats,
+    ngx_uint_t n);
 void ngx_http_loyalty_board_add(ngx_str_t *customer, int64_t points);
 
 char *ngx_http_loyalty_bonus(ngx_conf_t *cf, ngx_command_t *cmd,

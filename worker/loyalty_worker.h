@@ -63,6 +63,13 @@ redisReply *worker_redis_argv(worker_t *w, int argc, const char **argv,
 
 void *worker_arena_alloc(void *ctx, size_t size);
 
+/*
+ * Moves the program's totals (stats_add.lua): n fields and their changes,
+ * changes of 0 left out.
+ */
+int worker_stats_add(worker_t *w, int n, const char **fields,
+    const long long *changes);
+
 /* Points earned on the leaderboards of the month and year of now. */
 int worker_board_add(worker_t *w, const char *customer, size_t len,
     long long points);

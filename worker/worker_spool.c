@@ -38,6 +38,9 @@ static int spool_call(worker_t *w, const loyalty_json_t *call,
     const loyalty_json_t *order, const loyalty_json_t *customer);
 static int spool_event(worker_t *w, const loyalty_json_t *order,
     const loyalty_json_t *customer, redisReply *reply);
+static int spool_count(worker_t *w, const loyalty_json_t *customer,
+    const loyalty_json_t *args, redisReply *reply);
+static int spool_count_coupon(worker_t *w, const loyalty_json_t *args);
 static void spool_reject(const char *dir, const char *line, size_t len,
     const char *why);
 
@@ -335,16 +338,21 @@ spool_call(worker_t *w, const loyalty_json_t *call,
         rc = 2;
 
     } else if (script != NULL && strcmp(script->text, "order_record") == 0
-               && reply->type == REDIS_REPLY_ARRAY && reply->elements == 5
+               && reply->type == REDIS_REPLY_ARRAY && reply->elements == 6
                && strcmp(reply->element[0]->str, "recorded") == 0)
     {
         /* the first time this order is recorded: its event goes now */
         rc = spool_event(w, order, customer, reply);
 
         if (rc == 0) {
-            rc = worker_board_add(w, customer->text, customer->len,
-                                  reply->element[1]->integer);
+            rc = spool_count(w, customer, args, reply);
         }
+
+    } else if (script != NULL && strcmp(script->text, "coupon_commit") == 0
+               && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+               && strcmp(reply->element[0]->str, "committed") == 0)
+    {
+        rc = spool_count_coupon(w, args);
     }
 
     freeReplyObject(reply);
@@ -372,6 +380,80 @@ spool_event(worker_t *w, const loyalty_json_t *order,
                      order->text, points, pending, at);
 
     return worker_reply_ok(w, w->redis, r);
+}
+
+
+/*
+ * The program's totals and the leaderboard, as nginx would have moved
+ * them (ngx_http_loyalty_confirm.c): the order's value is its basis,
+ * ARGV[5] of order_record.lua.
+ */
+
+static int
+spool_count(worker_t *w, const loyalty_json_t *customer,
+    const loyalty_json_t *args, redisReply *reply)
+{
+    int                    i, nkeys;
+    long long              n, changes[6];
+    const char            *fields[6];
+    const loyalty_json_t  *a;
+
+    a = args->child;
+    nkeys = atoi(a->text);
+
+    for (i = 0; a != NULL && i < nkeys + 5; i++) {
+        a = a->next;
+    }
+
+    n = reply->element[5]->integer;
+
+    fields[0] = "pending";
+    changes[0] = reply->element[1]->integer;
+    fields[1] = "available";
+    changes[1] = -reply->element[3]->integer;
+    fields[2] = "redeemed";
+    changes[2] = reply->element[3]->integer;
+    fields[3] = "member_orders";
+    changes[3] = 1;
+    fields[4] = "member_value";
+    changes[4] = a != NULL ? atoll(a->text) : 0;
+    fields[5] = n == 2 ? "repeat_customers" : "customers";
+    changes[5] = (n == 1 || n == 2);
+
+    if (worker_stats_add(w, 6, fields, changes) != 0) {
+        return -1;
+    }
+
+    return worker_board_add(w, customer->text, customer->len,
+                            reply->element[1]->integer);
+}
+
+
+/* A coupon's use: its code is in its key, loyalty:{coupon:CODE}. */
+
+static int
+spool_count_coupon(worker_t *w, const loyalty_json_t *args)
+{
+    char                   field[LOYALTY_KEY_MAX];
+    long long              one;
+    const char            *fields[1], *start, *end;
+    const loyalty_json_t  *key;
+
+    key = args->child->next;
+
+    if (key == NULL
+        || (start = strstr(key->text, "{coupon:")) == NULL
+        || (end = strchr(start, '}')) == NULL)
+    {
+        return 0;
+    }
+
+    start += sizeof("{coupon:") - 1;
+    snprintf(field, sizeof(field), "coupon:%.*s", (int) (end - start), start);
+    fields[0] = field;
+    one = 1;
+
+    return worker_stats_add(w, 1, fields, &one);
 }
 
 

@@ -35,7 +35,8 @@
 
 
 #define VISIT_ARGS     17       /* EVALSHA sha 3 keys, then 11 ARGV */
-#define VISIT_HEAD     4        /* next, birthday, referral, its order */
+#define VISIT_HEAD     5        /* next, birthday, referral, its order,
+                                   the changes to the program's totals */
 #define EVENT_FIELDS   64       /* fields and values of one event */
 
 
@@ -82,6 +83,7 @@ static int visit_batch(worker_t *w, const char *due, redisReply *entries,
 static int send_events(worker_t *w, redisReply **visits, size_t n);
 static int settle_referral(worker_t *w, redisReply *customer,
     redisReply *code, redisReply *order, const worker_calendar_t *cal);
+static int count_visits(worker_t *w, redisReply **visits, size_t n);
 static int give_bonus(worker_t *w, const char *customer, size_t len,
     const char *id, long long points, const char *rr, const char *type,
     const char *role, const char *other, size_t other_len,
@@ -519,6 +521,12 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
         }
     }
 
+    /* the program's totals, once for the batch */
+    if (rc == 0 && count_visits(w, visits, n) != 0) {
+        rc = -1;
+        goto done;
+    }
+
     /* 2. the outboxes into the stream */
     if (rc != 0 || send_events(w, visits, n) != 0) {
         rc = -1;
@@ -761,6 +769,41 @@ settle_referral(worker_t *w, redisReply *customer, redisReply *code,
 
 /* account_bonus.lua, then a visit soon to send the event it queued. */
 
+/* "issued,credited,expired" of each visit, summed */
+
+static int
+count_visits(worker_t *w, redisReply **visits, size_t n)
+{
+    size_t              i;
+    long long           issued, credited, expired, changes[4];
+    const char         *fields[4];
+    static const char  *names[] = {
+        "issued", "available", "pending", "expired"
+    };
+
+    changes[0] = changes[2] = changes[3] = 0;
+
+    for (i = 0; i < n; i++) {
+        if (visits[i] == NULL
+            || sscanf(visits[i]->element[4]->str, "%lld,%lld,%lld",
+                      &issued, &credited, &expired) != 3)
+        {
+            continue;
+        }
+
+        changes[0] += issued;
+        changes[2] -= credited;
+        changes[3] += expired;
+    }
+
+    /* available: what was issued less what expired */
+    changes[1] = changes[0] - changes[3];
+    memcpy(fields, names, sizeof(fields));
+
+    return worker_stats_add(w, 4, fields, changes);
+}
+
+
 static int
 give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
     long long points, const char *rr, const char *type, const char *role,
@@ -770,6 +813,8 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
     char         account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
     char         log[LOYALTY_KEY_MAX], due[LOYALTY_KEY_MAX];
     int          given;
+    long long    change, changes[2];
+    const char  *fields[2];
     redisReply  *reply;
 
     loyalty_key(account, "customer", customer, len, "");
@@ -787,8 +832,10 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
                                                        : "referrer",
                          other, other_len, order);
 
-    given = reply != NULL && reply->type == REDIS_REPLY_STRING
-            && strcmp(reply->str, "given") == 0;
+    given = reply != NULL && reply->type == REDIS_REPLY_ARRAY
+            && reply->elements == 2
+            && strcmp(reply->element[0]->str, "given") == 0;
+    change = given ? reply->element[1]->integer : 0;
 
     if (worker_reply_ok(w, w->redis, reply) != 0) {
         return -1;
@@ -799,8 +846,16 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
     }
 
     /* a replay was counted by the call that gave it */
-    if (given && worker_board_add(w, customer, len, points) != 0) {
-        return -1;
+    if (given) {
+        fields[0] = "issued";
+        fields[1] = "available";
+        changes[0] = changes[1] = change;
+
+        if (worker_stats_add(w, 2, fields, changes) != 0
+            || worker_board_add(w, customer, len, points) != 0)
+        {
+            return -1;
+        }
     }
 
     reply = redisCommand(w->redis, "EVALSHA %s 1 %s %b %s",
@@ -826,4 +881,49 @@ worker_board_add(worker_t *w, const char *customer, size_t len,
                          month, year, customer, len, points);
 
     return worker_reply_ok(w, w->redis, reply);
+}
+
+
+int
+worker_stats_add(worker_t *w, int n, const char **fields,
+    const long long *changes)
+{
+    int          i, argc;
+    char         keys[3][LOYALTY_KEY_MAX], nums[8][24];
+    size_t       argvlen[8 + 2 * 8];
+    const char  *argv[8 + 2 * 8];
+
+    argv[0] = "EVALSHA";
+    argv[1] = loyalty_scripts[LOYALTY_SCRIPT_stats_add].sha1;
+    argv[2] = "3";
+
+    for (i = 0; i < 3; i++) {
+        loyalty_key_stats(keys[i], i, worker_now(w));
+        argv[3 + i] = keys[i];
+    }
+
+    snprintf(nums[0], sizeof(nums[0]), "%lld", worker_now(w));
+    argv[6] = nums[0];
+    argc = 7;
+
+    for (i = 0; i < n && i < 7; i++) {
+        if (changes[i] == 0) {
+            continue;
+        }
+
+        snprintf(nums[i + 1], sizeof(nums[i + 1]), "%lld", changes[i]);
+        argv[argc++] = fields[i];
+        argv[argc++] = nums[i + 1];
+    }
+
+    if (argc == 7) {
+        return 0;
+    }
+
+    for (i = 0; i < argc; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+
+    return worker_reply_ok(w, w->redis,
+                           redisCommandArgv(w->redis, argc, argv, argvlen));
 }

@@ -98,3 +98,25 @@ loyalty_key_board_at(char *buf, int64_t t, int year)
 
     return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
 }
+
+
+size_t
+loyalty_key_stats(char *buf, int which, int64_t t)
+{
+    int       n;
+    int64_t   y;
+    unsigned  m, d;
+
+    if (which == LOYALTY_STATS_DAY) {
+        loyalty_civil_from_days(t >= 0 ? t / 86400 : (t - 86399) / 86400,
+                                &y, &m, &d);
+        n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX
+                     "{stats}:day:%04lld-%02u-%02u", (long long) y, m, d);
+
+    } else {
+        n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{stats}%s",
+                     which == LOYALTY_STATS_COUPONS ? ":coupons" : "");
+    }
+
+    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+}

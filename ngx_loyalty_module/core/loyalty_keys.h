@@ -81,4 +81,15 @@ size_t loyalty_key_board(char *buf, const char *period, size_t len);
 /* The board of the month (year 0) or of the year (1) of a time, in UTC. */
 size_t loyalty_key_board_at(char *buf, int64_t t, int year);
 
+/*
+ * The program's running totals: loyalty:{stats} (LOYALTY_STATS_TOTALS),
+ * the day of a time loyalty:{stats}:day:YYYY-MM-DD (UTC) and the uses per
+ * coupon loyalty:{stats}:coupons.
+ */
+#define LOYALTY_STATS_TOTALS   0
+#define LOYALTY_STATS_DAY      1
+#define LOYALTY_STATS_COUPONS  2
+
+size_t loyalty_key_stats(char *buf, int which, int64_t t);
+
 #endif /* LOYALTY_KEYS_H */

@@ -15,7 +15,8 @@
 -- ARGV[7] the event type ('' for none)
 -- ARGV[8...] the event's own fields, name and value
 --
--- Returns 'given' or 'replayed'.
+-- Returns {'given', the points made available (less a shortfall paid)}
+-- or {'replayed', 0}.
 
 local account, outbox, log = KEYS[1], KEYS[2], KEYS[3]
 local id, points, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -45,7 +46,7 @@ if rr ~= '' then
 end
 
 if redis.call('HSETNX', account, 'b:' .. id, int(now)) == 0 then
-    return 'replayed'
+    return {'replayed', 0}
 end
 
 redis.call('HSETNX', account, 'e', int(now))
@@ -90,4 +91,4 @@ if points > 0 then
     end
 end
 
-return 'given'
+return {'given', points > 0 and points or 0}

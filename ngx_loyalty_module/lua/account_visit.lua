@@ -41,13 +41,16 @@
 -- settled ("rewarded" or why not), sf points a return could not claw back
 -- (order_return.lua).
 --
--- Returns {next, birthday, referral, referral order, event, event, ...}:
+-- Returns {next, birthday, referral, referral order, changes, event,
+-- event, ...}:
 -- next the earliest time something of the account will be due ('' for
 -- nothing but the monthly statement and the birthday, which the worker
 -- adds: they need the time zone; 'gone' when there is no account), the
 -- birthday ("MM-DD" or ''), the referral code of a credited first order
--- still to settle and that order ('' for none), and every event in the
--- outbox, each "field\nvalue\nfield\nvalue...".
+-- still to settle and that order ('' for none), what the visit changed
+-- for the program's totals "issued,credited,expired" (points made
+-- available, pending points credited, points expired), and every event
+-- in the outbox, each "field\nvalue\nfield\nvalue...".
 
 local account, outbox, log = KEYS[1], KEYS[2], KEYS[3]
 local now, customer = tonumber(ARGV[1]), ARGV[2]
@@ -89,7 +92,8 @@ end
 local raw = redis.call('HGETALL', account)
 
 if #raw == 0 then
-    return {'gone', '', '', '', unpack(redis.call('LRANGE', outbox, 0, -1))}
+    return {'gone', '', '', '', '0,0,0',
+            unpack(redis.call('LRANGE', outbox, 0, -1))}
 end
 
 local acc, orders = {}, {}
@@ -137,6 +141,7 @@ end
 -- credit ------------------------------------------------------------------
 
 local credited, credited_points, first, referral, referral_order = {}, 0
+local issued = 0
 
 for _, o in ipairs(orders) do
     local id, f = o[1], fields(o[2])
@@ -165,6 +170,7 @@ for _, o in ipairs(orders) do
         if lot > 0 then
             lots[#lots + 1] = {expire > 0 and now + expire or 0, lot}
         end
+        issued = issued + lot
         ledger('credit', lot, -points, id)
 
         if tiers_arg ~= '' then
@@ -202,6 +208,7 @@ then
     a = a + birthday_points
     lt = lt + birthday_points
     set.by = year
+    issued = issued + birthday_points
     ledger('bonus', birthday_points, 0, 'birthday:' .. year, 'birthday')
     event('birthday_bonus', 'birthday_bonus:' .. customer .. ':' .. year,
           'points', int(birthday_points), 'available', int(a))
@@ -396,4 +403,6 @@ if #events > 0 then
 end
 
 return {soonest and int(soonest) or '', acc.bd or '', referral or '',
-        referral_order or '', unpack(redis.call('LRANGE', outbox, 0, -1))}
+        referral_order or '',
+        int(issued) .. ',' .. int(credited_points) .. ',' .. int(expired),
+        unpack(redis.call('LRANGE', outbox, 0, -1))}

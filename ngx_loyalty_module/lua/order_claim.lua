@@ -7,8 +7,8 @@
 -- ARGV[1] order id
 -- ARGV[2] customer ('' for a guest)
 --
--- Returns {'claimed'} (new, or already this customer's) or
--- {'conflict', the customer that has it}.
+-- Returns {'claimed', 1} (new), {'claimed', 0} (already this
+-- customer's) or {'conflict', the customer that has it}.
 
 local owner = redis.call('HGET', KEYS[1], ARGV[1])
 
@@ -16,8 +16,10 @@ if owner and owner ~= ARGV[2] then
     return {'conflict', owner}
 end
 
-if not owner then
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if owner then
+    return {'claimed', 0}
 end
 
-return {'claimed'}
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+
+return {'claimed', 1}

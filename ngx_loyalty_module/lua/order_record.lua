@@ -37,8 +37,9 @@
 -- amount returned so far (minor units).  loyalty-worker credits it when
 -- due (account_visit.lua).
 --
--- Returns {'recorded' | 'replayed', points, pending, redeemed, bonus}
--- or {'conflict'}.
+-- Returns {'recorded', points, pending, redeemed, bonus, orders} (orders:
+-- the customer's confirmed orders, this one included), {'replayed',
+-- points, pending, redeemed, bonus} or {'conflict'}.
 
 local account, holds, holdv, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local order, fingerprint = ARGV[1], ARGV[2]
@@ -164,4 +165,4 @@ local pending = redis.call('HINCRBY', account, 'p', earned)
 
 ledger('order', -redeemed, earned, order)
 
-return {'recorded', earned, pending, redeemed, bonus}
+return {'recorded', earned, pending, redeemed, bonus, n}

@@ -29,7 +29,8 @@
 --
 -- Returns {'returned' | 'replayed', state, counted, points removed,
 -- redeemed points given back, shortfall, available, pending, coupon,
--- whole (1 when nothing of the basis is left)}, {'conflict', amount}
+-- whole (1 when nothing of the basis is left), the change to available,
+-- the change to pending (both 0 for a replay)}, {'conflict', amount}
 -- when the return id was used with another amount, or {'not_found'}.
 
 local account, outbox, log = KEYS[1], KEYS[2], KEYS[3]
@@ -80,11 +81,13 @@ end
 local basis, returned = tonumber(f[4]), tonumber(f[11] ~= '' and f[11] or 0)
 local state_names = {P = 'pending', C = 'credited', V = 'voided'}
 
+local a_change, p_change = 0, 0
+
 local function answer(status, r)
     local acc = redis.call('HMGET', account, 'a', 'p')
     return {status, state_names[f[1]], r[2], r[3], r[4], r[5],
             tonumber(acc[1] or '0'), tonumber(acc[2] or '0'), f[10],
-            returned >= basis and 1 or 0}
+            returned >= basis and 1 or 0, a_change, p_change}
 end
 
 local done = redis.call('HGET', account, 'r:' .. order .. ':' .. rid)
@@ -196,7 +199,8 @@ if counted > 0 then
 
     redis.call('HSET', account, 'a', int(a), 'o:' .. order,
                table.concat(f, '|'))
-    ledger('return', a - a_before, pending_change, order, rid)
+    a_change, p_change = a - a_before, pending_change
+    ledger('return', a_change, p_change, order, rid)
 end
 
 redis.call('HSET', account, 'r:' .. order .. ':' .. rid,
