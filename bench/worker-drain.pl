@@ -38,6 +38,7 @@ die "no template order: $res->{status}" unless $res->{status} == 201;
 
 my %tpl = @{ $r->cmd('HGETALL', 'loyalty:{customer:tpl}') };
 my $record = $tpl{'o:tpl-1'};
+my ($entry) = @{ $r->cmd('LRANGE', 'loyalty:{customer:tpl}:log', 0, 0) };
 my ($points) = $record =~ /^P\|(\d+)\|/;
 my $now = time;
 
@@ -57,12 +58,18 @@ my $due = int($now) + 30 * $DAY;
 for my $c (1 .. $CUSTOMERS) {
     my $id = "c$c";
     my @fields = (a => 0, p => $points * $per, n => $per, e => int $now);
+    my @log;
 
     for my $o (1 .. $per) {
         push @fields, "o:$id-$o" => $record;
+        (my $e = $entry) =~ s/^\d+\n/$o\n/;
+        $e =~ s/tpl-1$/$id-$o/;
+        unshift @log, $e;
     }
 
+    # the ledger's entries, as order_record.lua writes them
     print $out resp('HSET', "loyalty:{customer:$id}", @fields),
+               resp('RPUSH', "loyalty:{customer:$id}:log", @log),
                resp('ZADD', 'loyalty:{due:' . shard($id) . '}', $due, $id);
 }
 
@@ -73,12 +80,13 @@ system("redis-cli -p " . $t->redis_port . " --pipe < $file > /dev/null") == 0
     or die "redis-cli --pipe failed";
 my $seeded = time - $t0;
 
-# memory, over a sample of 1000 accounts
+# memory, over a sample of 1000 accounts: the hash and its ledger
 sub bytes_per_account {
     my $sum = 0;
     for my $c (1 .. 1000) {
-        $sum += $r->cmd('MEMORY', 'USAGE', "loyalty:{customer:c$c}",
-                        'SAMPLES', 0);
+        for my $key ("loyalty:{customer:c$c}", "loyalty:{customer:c$c}:log") {
+            $sum += $r->cmd('MEMORY', 'USAGE', $key, 'SAMPLES', 0) // 0;
+        }
     }
     return $sum / 1000;
 }

@@ -78,15 +78,21 @@ end
 
 -- the ledger, newest first, at most 1000 entries, each
 -- "seq\nat\ntype\npoints\npending\nref\ndetail\nactor" without empty
--- fields at the end; seq is one more than the newest entry's
+-- fields at the end; seq is one more than the newest entry's.  A visit's
+-- entries are written together at the end.
+local entries, seq = {}
+
 local function ledger(...)
-    local head = redis.call('LINDEX', log, 0)
-    local e = {head and tonumber(string.match(head, '^%d+')) + 1 or 1, now}
+    if not seq then
+        local head = redis.call('LINDEX', log, 0)
+        seq = head and tonumber(string.match(head, '^%d+')) or 0
+    end
+    seq = seq + 1
+    local e = {seq, now}
     for i, v in ipairs({...}) do
         e[i + 2] = type(v) == 'number' and string.format('%d', v) or v
     end
-    redis.call('LPUSH', log, table.concat(e, '\n'))
-    redis.call('LTRIM', log, 0, 999)
+    entries[#entries + 1] = table.concat(e, '\n')
 end
 
 local raw = redis.call('HGETALL', account)
@@ -400,6 +406,10 @@ if #del > 0 then
 end
 if #events > 0 then
     redis.call('RPUSH', outbox, unpack(events))
+end
+if #entries > 0 then
+    redis.call('LPUSH', log, unpack(entries))
+    redis.call('LTRIM', log, 0, 999)
 end
 
 return {soonest and int(soonest) or '', acc.bd or '', referral or '',
