@@ -21,6 +21,7 @@ use Loyalty::Test;
 my $ACCRUALS  = shift // 1_000_000;
 my $CUSTOMERS = shift // 100_000;
 my $BATCH     = $ENV{BATCH} // 1000;
+my $LISTPACK  = $ENV{LISTPACK};     # hash-max-listpack-value to try
 my $DAY       = 86400;
 
 my $t = shop(http => <<'HTTP', confirm => '');
@@ -31,6 +32,7 @@ my $t = shop(http => <<'HTTP', confirm => '');
     loyalty_tier gold 500.00 1.5;
 HTTP
 my $r = $t->redis;
+$r->cmd('CONFIG', 'SET', 'hash-max-listpack-value', $LISTPACK) if $LISTPACK;
 
 my $res = confirm($t, cart(order_id => 'tpl-1', checkout_id => 'c-tpl'),
                   customer => 'tpl');
@@ -80,18 +82,20 @@ system("redis-cli -p " . $t->redis_port . " --pipe < $file > /dev/null") == 0
     or die "redis-cli --pipe failed";
 my $seeded = time - $t0;
 
-# memory, over a sample of 1000 accounts: the hash and its ledger
+# memory, over a sample of 1000 accounts: the hash and its ledger, and
+# the ledger alone
 sub bytes_per_account {
-    my $sum = 0;
+    my ($hash, $log) = (0, 0);
     for my $c (1 .. 1000) {
-        for my $key ("loyalty:{customer:c$c}", "loyalty:{customer:c$c}:log") {
-            $sum += $r->cmd('MEMORY', 'USAGE', $key, 'SAMPLES', 0) // 0;
-        }
+        $hash += $r->cmd('MEMORY', 'USAGE', "loyalty:{customer:c$c}",
+                         'SAMPLES', 0) // 0;
+        $log += $r->cmd('MEMORY', 'USAGE', "loyalty:{customer:c$c}:log",
+                        'SAMPLES', 0) // 0;
     }
-    return $sum / 1000;
+    return (($hash + $log) / 1000, $log / 1000);
 }
 
-my $pending_bytes = bytes_per_account();
+my ($pending_bytes, $pending_log) = bytes_per_account();
 my $used_before = { map { split /:/ } grep { /^used_memory:/ }
                     split /\r\n/, $r->cmd('INFO', 'memory') }->{used_memory};
 
@@ -107,24 +111,26 @@ for my $c (1 .. 1000) {
                    == $points * $per;
 }
 
-my $credited_bytes = bytes_per_account();
+my ($credited_bytes, $credited_log) = bytes_per_account();
 
 my %empty = (a => 0, n => 0, e => int $now);
 $r->cmd('HSET', 'loyalty:{customer:bare}', %empty);
 my $bare = $r->cmd('MEMORY', 'USAGE', 'loyalty:{customer:bare}',
                    'SAMPLES', 0);
 
-printf "worker drain: %d accruals over %d customers, batch %d\n",
-       $per * $CUSTOMERS, $CUSTOMERS, $BATCH;
+printf "worker drain: %d accruals over %d customers, batch %d%s\n",
+       $per * $CUSTOMERS, $CUSTOMERS, $BATCH,
+       $LISTPACK ? ", hash-max-listpack-value $LISTPACK" : '';
 printf "  seeded in %.1f s\n", $seeded;
 printf "  drained in %.2f s: %.0f credits/s, %.0f customers/s\n",
        $took, $per * $CUSTOMERS / $took, $CUSTOMERS / $took;
 printf "  sample of 1000 accounts fully credited: %d\n", $credited;
 printf "redis memory (MEMORY USAGE, 1000 accounts):\n";
-printf "  account with %d pending accruals: %.0f B (%.0f B per accrual)\n",
-       $per, $pending_bytes, $pending_bytes / $per;
-printf "  the same, credited (records kept, one lot): %.0f B\n",
-       $credited_bytes;
+printf "  account with %d pending accruals: %.0f B (%.0f B per accrual), "
+       . "%.0f B of it the ledger\n",
+       $per, $pending_bytes, $pending_bytes / $per, $pending_log;
+printf "  the same, credited (records kept, one lot): %.0f B, %.0f B of it "
+       . "the ledger\n", $credited_bytes, $credited_log;
 printf "  an enrolled customer without orders: %d B\n", $bare;
 printf "  used_memory before the drain: %.1f MB\n", $used_before / 1e6;
 
