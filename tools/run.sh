@@ -105,6 +105,13 @@ Try:
     -H 'Content-Type: application/json' \\
     -d '{"checkout_id":"c-1","lines":[{"sku":"A1","price":"19.99","quantity":3}],"coupon":"save10"}'
 
+  # a review bonus, then the customer's history
+  curl -s -X POST http://127.0.0.1:$port/loyalty/admin/events \\
+    -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' \\
+    -d '{"id":"review-1","type":"review","customer":"42"}'
+  curl -s http://127.0.0.1:$port/loyalty/admin/customers/42/history \\
+    -H 'Authorization: Bearer $token'
+
 MSG
 
 wait
