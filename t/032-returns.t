@@ -8,6 +8,7 @@ use warnings;
 
 use lib 't/lib';
 use JSON::PP;
+use Time::HiRes ();
 use Test::More;
 use Loyalty::Ledger;
 use Loyalty::Shop;
@@ -40,6 +41,14 @@ sub order {
                                lines => lines('50.00', 2), %extra),
                       customer => $customer);
     is($res->{status}, 201, "order $id confirmed") or diag($res->{body});
+
+    # the coupon's use is committed after the answer (PHASE_AFTER)
+    if (my $code = $extra{coupon}) {
+        my $deadline = Time::HiRes::time() + 5;
+        Time::HiRes::sleep(0.002) until Time::HiRes::time() > $deadline
+            || $r->cmd('HEXISTS', 'loyalty:{coupon:' . uc($code) . '}:orders',
+                       $id);
+    }
 }
 
 sub ret {
