@@ -4,6 +4,7 @@
 #   make test       unit tests of the core, then the end-to-end suite (prove)
 #   make run        redis-server + nginx + worker on loopback, Ctrl-C stops all
 #   make test SANITIZE=1   the same suite with the module built under ASan/UBSan
+#   make valgrind   the same suite with nginx and the worker under memcheck
 
 NGINX_SRC ?= /usr/share/nginx/src
 SANITIZE  ?=
@@ -43,7 +44,7 @@ WORKER_SRCS := $(wildcard worker/*.c)
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps module worker unit test run bench-worker clean
+.PHONY: all deps module worker unit test valgrind run bench-worker clean
 
 all: module worker
 
@@ -112,6 +113,13 @@ unit: $(UNIT_BINS)
 test: all unit
 	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	LOYALTY_BUILD=$(BUILD) LOYALTY_SANITIZE=$(SANITIZE) prove -j2 t/
+
+# Slower: one file at a time; memcheck's findings are judged per file
+# (check_valgrind in t/lib/Loyalty/Test.pm).
+valgrind: all
+	@sh tools/deps.sh valgrind
+	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	LOYALTY_BUILD=$(BUILD) LOYALTY_VALGRIND=1 prove t/
 
 run: all
 	LOYALTY_BUILD=$(BUILD) sh tools/run.sh

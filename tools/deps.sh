@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages the build, the tests and `make run` need,
-# only those that are missing; apt-get update runs only when one is.
+# and those named as arguments (a target's own: valgrind, wrk...), only
+# those that are missing; apt-get update runs only when one is.
 set -e
 
 packages="gcc libc6-dev make perl procps curl nginx nginx-dev libhiredis-dev
-libjansson-dev redis-server libcmocka-dev"
+libjansson-dev redis-server libcmocka-dev $*"
 
 missing=
 for p in $packages; do

@@ -228,11 +228,14 @@ sub nginx_conf {
     my $module = $self->module_path;
     my $redis = $self->{redis_address} // "127.0.0.1:$self->{redis_port}";
 
+    # valgrind keeps the descriptors above its own limit
+    my $nofile = $ENV{LOYALTY_VALGRIND} ? '' : 'worker_rlimit_nofile 8192;';
+
     return <<"CONF";
 load_module $module;
 $user
 worker_processes $self->{workers};
-worker_rlimit_nofile 8192;
+$nofile
 daemon off;
 master_process on;
 pid $dir/nginx.pid;
@@ -327,6 +330,22 @@ sub sanitizer_env {
     );
 }
 
+# With LOYALTY_VALGRIND, nginx and the worker run under memcheck, one log
+# per process in $dir/valgrind; check_valgrind() judges them.
+sub valgrind {
+    my ($self) = @_;
+
+    return () unless $ENV{LOYALTY_VALGRIND};
+
+    mkdir "$self->{dir}/valgrind";
+    chmod 0777, "$self->{dir}/valgrind";
+
+    return ('valgrind', '--quiet', '--tool=memcheck', '--leak-check=full',
+            '--show-leak-kinds=definite', '--errors-for-leak-kinds=definite',
+            '--num-callers=40', '--trace-children=yes',
+            "--log-file=$self->{dir}/valgrind/vg.%p");
+}
+
 sub start_nginx {
     my ($self, %opt) = @_;
 
@@ -335,7 +354,8 @@ sub start_nginx {
     my %env = $self->sanitizer_env;
     local @ENV{ keys %env } = values %env;
 
-    $self->{nginx_pid} = $self->spawn('nginx', 'nginx', '-p', $self->{dir},
+    $self->{nginx_pid} = $self->spawn('nginx', $self->valgrind, 'nginx',
+        '-p', $self->{dir},
         '-c', "$self->{dir}/nginx.conf", '-e', "$self->{dir}/error.log");
 
     $self->wait_port($self->{port}, $self->{nginx_pid}, 'nginx');
@@ -377,6 +397,7 @@ sub stop_nginx {
     ok($clean, 'nginx stopped cleanly') or diag("exit status $status");
     $self->check_error_log;
     $self->check_sanitizer;
+    $self->check_valgrind;
 }
 
 sub restart_nginx {
@@ -507,12 +528,37 @@ sub sanitizer_findings {
     return scalar grep { /ngx_http_loyalty|libhiredis|libjansson/ } @leaks;
 }
 
+# Memcheck's errors and definite leaks whose stack passes through the
+# module, the worker or their libraries; nginx's own are not ours.
+sub check_valgrind {
+    my ($self) = @_;
+
+    return unless $ENV{LOYALTY_VALGRIND};
+
+    my @findings;
+
+    for my $f (glob "$self->{dir}/valgrind/vg.*") {
+        open my $fh, '<', $f or next;
+        local $/;
+        my $text = <$fh> // '';
+        $text =~ s/^==\d+== ?//mg;
+
+        push @findings, map { "$f:\n$_" }
+                        grep { /ngx_http_loyalty|\bloyalty_|\bworker_|hiredis|jansson/ }
+                        grep { /^(Invalid|Conditional|Use of uninit|Syscall param|Mismatched|Source and destination|Argument|.* definitely lost)/ }
+                        split /\n\n+/, $text;
+    }
+
+    ok(!@findings, 'no valgrind reports') or diag(substr($_, 0, 3000))
+        for @findings[0 .. ($#findings > 2 ? 2 : $#findings)];
+}
+
 # --- the worker ------------------------------------------------------------------
 
 sub start_worker {
     my ($self, @args) = @_;
 
-    my $pid = $self->spawn('worker', $self->worker_path,
+    my $pid = $self->spawn('worker', $self->valgrind, $self->worker_path,
         '--redis', "127.0.0.1:$self->{redis_port}",
         '--log', "$self->{dir}/worker.log", @args);
 
@@ -551,7 +597,7 @@ sub kill_worker {
 sub run_worker {
     my ($self, @args) = @_;
 
-    my @cmd = ($self->worker_path, '--redis',
+    my @cmd = ($self->valgrind, $self->worker_path, '--redis',
                "127.0.0.1:$self->{redis_port}", @args);
     my $out = `@cmd 2>&1`;
 
