@@ -60,9 +60,30 @@ subtest '--once without Redis fails with status 1, one error line' => sub {
          'says why');
 };
 
+# Signals are handled from the "started" line on (slow under valgrind).
+sub logged {
+    my ($re) = @_;
+    my $log = $t->dir . '/worker.log';
+    my $deadline = time + 30;
+
+    sleep 0.05 until time > $deadline || (-e $log && slurp($log) =~ $re);
+}
+
+sub starts {
+    my $log = $t->dir . '/worker.log';
+    my $seen = sub { -e $log ? () = slurp($log) =~ /started as/g : 0 };
+    my $before = $seen->();
+
+    my $pid = $t->start_worker(@_);
+    my $deadline = time + 30;
+
+    sleep 0.05 until time > $deadline || $seen->() > $before;
+
+    return $pid;
+}
+
 subtest 'SIGTERM stops the daemon promptly and cleanly' => sub {
-    my $pid = $t->start_worker('--interval', '60000');
-    sleep 0.3;
+    my $pid = starts('--interval', '60000');
 
     my $start = time;
     my $status = $t->stop_worker($pid);
@@ -75,8 +96,7 @@ subtest 'SIGTERM stops the daemon promptly and cleanly' => sub {
 
 subtest 'SIGHUP reopens the log file' => sub {
     my $log = $t->dir . '/worker.log';
-    my $pid = $t->start_worker('--interval', '100');
-    sleep 0.3;
+    my $pid = starts('--interval', '100');
 
     rename $log, "$log.1" or die $!;
     kill 'HUP', $pid;
@@ -92,11 +112,12 @@ subtest 'Redis lost and back: one error line, one recovery line' => sub {
     my $log = $t->dir . '/worker.log';
     unlink $log;
 
-    my $pid = $t->start_worker('--interval', '50', '--timeout', '200');
-    sleep 0.3;
+    my $pid = starts('--interval', '50', '--timeout', '200');
     $t->stop_redis;
+    logged(qr/\[error\]/);
     sleep 0.5;
     $t->start_redis;
+    logged(qr/is back/);
     sleep 0.5;
     $t->stop_worker($pid);
 

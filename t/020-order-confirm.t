@@ -909,6 +909,12 @@ subtest 'loyalty_order_source response: the order is the shop\'s answer, '
     ok(!defined account('src-1', $s)->{'o:o-forged'},
        'nothing under the id the client sent');
 
+    # the program's totals and the leaderboard land after the answer
+    my $board = 'loyalty:{board}:' . ((gmtime)[5] + 1900);
+    my $deadline = time + 10;
+    sleep 0.01 until time > $deadline
+        || defined $s->redis->cmd('ZSCORE', $board, 'src-1');
+
     my $keys = redis_keys($s);
 
     $s->log_mark;

@@ -137,6 +137,11 @@ subtest 'Redis that misses its deadline: answered as spooled at once; '
                                     'X-Customer-Id' => '9' });
     is($res->{headers}{'x-order-status'}, 'recorded', 'order 0 recorded');
 
+    # its event is written after the answer: let it land before the pause
+    my $deadline = time + 10;
+    sleep 0.01 until time > $deadline
+        || $t->redis->cmd('XLEN', 'loyalty:{events}') == 1;
+
     $t->pause_redis;
 
     my $start = time;

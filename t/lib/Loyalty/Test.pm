@@ -231,6 +231,12 @@ sub nginx_conf {
     # valgrind keeps the descriptors above its own limit
     my $nofile = $ENV{LOYALTY_VALGRIND} ? '' : 'worker_rlimit_nofile 8192;';
 
+    # memcheck slows nginx twenty-fold: the default 100ms deadline would
+    # turn every Redis call into a timeout; a test that sets its own keeps it
+    my $deadline = $ENV{LOYALTY_VALGRIND}
+                   && ($self->{http_config} // '') !~ /loyalty_redis_timeout/
+                   ? 'loyalty_redis_timeout 5s;' : '';
+
     return <<"CONF";
 load_module $module;
 $user
@@ -255,6 +261,7 @@ http {
     scgi_temp_path $dir/scgi;
 
     loyalty_redis $redis;
+    $deadline
 
 $self->{http_config}
 
