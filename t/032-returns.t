@@ -42,13 +42,19 @@ sub order {
                       customer => $customer);
     is($res->{status}, 201, "order $id confirmed") or diag($res->{body});
 
-    # the coupon's use is committed after the answer (PHASE_AFTER)
-    if (my $code = $extra{coupon}) {
-        my $deadline = Time::HiRes::time() + 5;
-        Time::HiRes::sleep(0.002) until Time::HiRes::time() > $deadline
-            || $r->cmd('HEXISTS', 'loyalty:{coupon:' . uc($code) . '}:orders',
-                       $id);
-    }
+    # the event and the coupon's use are written after the answer
+    # (PHASE_AFTER): wait for both, so that what follows sees them
+    my $code = $extra{coupon};
+    my $deadline = Time::HiRes::time() + 10;
+
+    Time::HiRes::sleep(0.002) until Time::HiRes::time() > $deadline
+        || ((grep { ref && grep { $_ eq $id } @$_ }
+                 map { $_->[1] }
+                 @{ $r->cmd('XREVRANGE', 'loyalty:{events}', '+', '-',
+                            'COUNT', 20) })
+            && (!$code
+                || $r->cmd('HEXISTS',
+                           'loyalty:{coupon:' . uc($code) . '}:orders', $id)));
 }
 
 sub ret {
