@@ -7,6 +7,7 @@
 #include "ngx_http_loyalty_checkout.h"
 #include "ngx_http_loyalty_confirm.h"
 #include "ngx_http_loyalty_coupon.h"
+#include "ngx_http_loyalty_metrics.h"
 #include "ngx_http_loyalty_redis.h"
 #include "loyalty_json.h"
 
@@ -27,6 +28,8 @@ static void ngx_http_loyalty_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_loyalty_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loyalty_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_loyalty_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loyalty_checkout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -310,6 +313,13 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
     { ngx_string("loyalty_health"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_loyalty_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("loyalty_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_loyalty_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -833,6 +843,39 @@ ngx_http_loyalty_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_loyalty_health_handler;
+
+    ngx_http_loyalty_needs_redis(cf, cmd);
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The counters' zone exists once a location serves them: without one,
+ * counting costs nothing.
+ */
+
+static char *
+ngx_http_loyalty_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler == ngx_http_loyalty_metrics_handler) {
+        return "is duplicate";
+    }
+
+    if (clcf->handler != NULL) {
+        return "cannot share a location with another handler such as "
+               "\"loyalty_admin\", \"loyalty_health\" or \"proxy_pass\"";
+    }
+
+    if (ngx_http_loyalty_metrics_add_zone(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->handler = ngx_http_loyalty_metrics_handler;
 
     ngx_http_loyalty_needs_redis(cf, cmd);
 

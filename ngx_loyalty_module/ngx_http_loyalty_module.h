@@ -82,6 +82,9 @@ typedef struct {
     size_t                    shm_size;
     ngx_shm_zone_t           *shm_zone;
 
+    /* the counters of /metrics: NULL unless a location says so */
+    ngx_shm_zone_t           *metrics_zone;
+
     /* the first directive that needs Redis, for the nginx -t message */
     ngx_str_t                 used_by;
     ngx_str_t                 used_file;
