@@ -572,8 +572,11 @@ ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
         status = NGX_HTTP_LOYALTY_REDIS_OK;
 
-        ngx_http_loyalty_metrics_round_trip(ngx_http_loyalty_redis_usec()
-                                            - cmd->sent);
+        /* a connection's setup is not a round trip anything waits for */
+        if (cmd->handler != ngx_http_loyalty_redis_init_reply) {
+            ngx_http_loyalty_metrics_round_trip(ngx_http_loyalty_redis_usec()
+                                                - cmd->sent);
+        }
 
         if (reply->type == REDIS_REPLY_ERROR) {
             ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_REDIS_ERRORS

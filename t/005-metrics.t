@@ -32,7 +32,7 @@ CONF
 
 my $SPOOL = $t->dir . '/spool';
 
-# --- the format ----------------------------------------------------------------
+# --- the format ---------------------------------------------------------
 
 # The text by the rules of the format (0.0.4): every line a HELP, a TYPE or
 # a sample "name{label="value",...} value"; each family's HELP and TYPE
@@ -61,7 +61,7 @@ sub parse {
             next;
         }
 
-        if ($line =~ /^# TYPE ($NAME) (counter|gauge|histogram|summary|untyped)$/) {
+        if ($line =~ /^# TYPE ($NAME) (counter|gauge|histogram|untyped)$/) {
             $err->("TYPE of $1 twice") if $type{$1};
             $err->("TYPE of $1 after its samples") if $done{$1};
             $done{$family} = 1 if defined $family && $family ne $1;
@@ -74,7 +74,8 @@ sub parse {
             my ($name, $labels, $value) = ($1, $2 // '', $3);
             my %l;
 
-            while ($labels =~ /\G($LABEL)="((?:[^"\\\n]|\\[\\"n])*)"(?:,|$)/gc) {
+            my $pair = qr/\G($LABEL)="((?:[^"\\\n]|\\[\\"n])*)"(?:,|$)/;
+            while ($labels =~ /$pair/gc) {
                 $err->("label $1 twice in: $line") if exists $l{$1};
                 $l{$1} = $2;
             }
@@ -137,7 +138,8 @@ sub scrape {
     my ($name) = @_;
 
     my $res = $t->http(GET => '/metrics');
-    is($res->{status}, 200, "$name: /metrics answers 200") or diag($res->{body});
+    is($res->{status}, 200, "$name: /metrics answers 200")
+        or diag($res->{body});
     is($res->{headers}{'content-type'},
        'text/plain; version=0.0.4; charset=utf-8', "$name: the format's type");
 
@@ -220,7 +222,7 @@ sub admin {
                                  Authorization => "Bearer $TOKEN" });
 }
 
-# --- the tests -------------------------------------------------------------------
+# --- the tests ----------------------------------------------------------
 
 subtest 'an idle shop: every family, at zero, with its program figures' => sub {
     my $m = scrape('idle');
@@ -261,7 +263,7 @@ subtest 'GET and HEAD only' => sub {
     is($res->{body}, '', 'without a body');
 };
 
-subtest 'checkouts: each verdict counted once, whichever worker answers' => sub {
+subtest 'checkouts: each verdict counted once, whoever answers' => sub {
     create_coupon($t, code => 'SAVE10', type => 'percent', value => '10');
     is(admin(POST => 'customers/p-1/adjustments',
              { id => 'seed', points => 500, reason => 'welcome',
