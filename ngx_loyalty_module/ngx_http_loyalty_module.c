@@ -591,6 +591,7 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_uint_t                     i;
     loyalty_cart_spec_t            defaults;
+    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_loyalty_main_conf_t  *lmcf;
 
     ngx_conf_merge_value(conf->health, prev->health, 0);
@@ -681,6 +682,18 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "\"loyalty_order_confirm\" in %V:%ui and "
                       "\"loyalty_checkout\" cannot share a location",
                       &conf->confirm_file, conf->confirm_line);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a handler set after ours, as proxy_pass does without a word */
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->metrics && clcf->handler != ngx_http_loyalty_metrics_handler) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"loyalty_metrics\" in %V:%ui cannot share a "
+                      "location with another handler such as "
+                      "\"proxy_pass\"", &conf->metrics_file,
+                      conf->metrics_line);
         return NGX_CONF_ERROR;
     }
 
@@ -858,13 +871,15 @@ ngx_http_loyalty_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static char *
 ngx_http_loyalty_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_loyalty_loc_conf_t  *llcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
 
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (clcf->handler == ngx_http_loyalty_metrics_handler) {
+    if (llcf->metrics) {
         return "is duplicate";
     }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->handler != NULL) {
         return "cannot share a location with another handler such as "
@@ -876,6 +891,10 @@ ngx_http_loyalty_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf->handler = ngx_http_loyalty_metrics_handler;
+
+    llcf->metrics = 1;
+    llcf->metrics_file = cf->conf_file->file.name;
+    llcf->metrics_line = cf->conf_file->line;
 
     ngx_http_loyalty_needs_redis(cf, cmd);
 

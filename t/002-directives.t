@@ -350,6 +350,18 @@ http {
 }
 HTTP
 
+refused('loyalty_metrics, then proxy_pass', <<'HTTP', '"loyalty_metrics" in ' . $t->dir . '/nginx-t.conf:9 cannot share a location with another handler such as "proxy_pass"');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server {
+        location = /metrics {
+            loyalty_metrics;
+            proxy_pass http://127.0.0.1:9;
+        }
+    }
+}
+HTTP
+
 refused('loyalty_metrics at server level', <<'HTTP', '"loyalty_metrics" directive is not allowed here');
 http { loyalty_redis 127.0.0.1:6379; server { loyalty_metrics; } }
 HTTP
