@@ -80,6 +80,37 @@ void ngx_http_loyalty_admin_error(ngx_http_loyalty_admin_t *ctx,
     ngx_uint_t status, const char *code, const char *fmt, ...);
 void ngx_http_loyalty_admin_unavailable(ngx_http_loyalty_admin_t *ctx);
 
+/* The program's totals (loyalty:{stats}, see stats_add.lua). */
+enum {
+    NGX_HTTP_LOYALTY_TOTAL_AVAILABLE = 0,
+    NGX_HTTP_LOYALTY_TOTAL_PENDING,
+    NGX_HTTP_LOYALTY_TOTAL_ISSUED,
+    NGX_HTTP_LOYALTY_TOTAL_REDEEMED,
+    NGX_HTTP_LOYALTY_TOTAL_EXPIRED,
+    NGX_HTTP_LOYALTY_TOTAL_RETURNED,
+    NGX_HTTP_LOYALTY_TOTAL_ADJUSTED,
+    NGX_HTTP_LOYALTY_TOTAL_MEMBER_ORDERS,
+    NGX_HTTP_LOYALTY_TOTAL_MEMBER_VALUE,
+    NGX_HTTP_LOYALTY_TOTAL_GUEST_ORDERS,
+    NGX_HTTP_LOYALTY_TOTAL_GUEST_VALUE,
+    NGX_HTTP_LOYALTY_TOTAL_CUSTOMERS,
+    NGX_HTTP_LOYALTY_TOTAL_REPEAT,
+    NGX_HTTP_LOYALTY_TOTAL_SINCE,
+    NGX_HTTP_LOYALTY_TOTALS
+};
+
+extern const char  *ngx_http_loyalty_total_names[];
+
+/*
+ * The totals of an HGETALL reply into t[NGX_HTTP_LOYALTY_TOTALS], 0 for
+ * those not there: read the same way by the admin API and /metrics.
+ */
+void ngx_http_loyalty_program_totals(redisReply *hash, int64_t *t);
+
+/* Points at loyalty_point_value, rounded down; NGX_ERROR when none. */
+ngx_int_t ngx_http_loyalty_points_value(ngx_http_loyalty_main_conf_t *lmcf,
+    int64_t points, int64_t *minor);
+
 /* A reply's element as a string: "" for nil, ints as text. */
 ngx_str_t ngx_http_loyalty_admin_reply_str(redisReply *reply, size_t i);
 

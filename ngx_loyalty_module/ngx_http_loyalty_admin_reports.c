@@ -39,6 +39,14 @@ static void ngx_http_loyalty_board_read(void *data, ngx_uint_t status,
     redisReply *reply);
 
 
+/* the fields of loyalty:{stats}, in the order of NGX_HTTP_LOYALTY_TOTAL_* */
+const char  *ngx_http_loyalty_total_names[] = {
+    "available", "pending", "issued", "redeemed", "expired", "returned",
+    "adjusted", "member_orders", "member_value", "guest_orders",
+    "guest_value", "customers", "repeat_customers", "since"
+};
+
+
 ngx_http_loyalty_admin_route_t  ngx_http_loyalty_admin_report_routes[] = {
     { NGX_HTTP_GET, "program/metrics", ngx_http_loyalty_program_metrics },
     { NGX_HTTP_GET, "leaderboard", ngx_http_loyalty_leaderboard },
@@ -117,7 +125,8 @@ ngx_http_loyalty_program_read(void *data, ngx_uint_t status,
     size_t                         i, j;
     json_t                        *o, *points, *orders, *m, *list;
     time_t                         since;
-    int64_t                        t[16], years, per_year, average;
+    int64_t                        t[NGX_HTTP_LOYALTY_TOTALS], years,
+                                   per_year, average;
     ngx_str_t                      f;
     redisReply                    *r;
     ngx_http_loyalty_admin_t      *ctx;
@@ -125,15 +134,16 @@ ngx_http_loyalty_program_read(void *data, ngx_uint_t status,
     ngx_http_loyalty_main_conf_t  *lmcf;
 
     enum {
-        AVAILABLE, PENDING, ISSUED, REDEEMED, EXPIRED, RETURNED, ADJUSTED,
-        MEMBER_ORDERS, MEMBER_VALUE, GUEST_ORDERS, GUEST_VALUE, CUSTOMERS,
-        REPEAT, SINCE, NTOTALS
-    };
-
-    static const char  *names[] = {
-        "available", "pending", "issued", "redeemed", "expired", "returned",
-        "adjusted", "member_orders", "member_value", "guest_orders",
-        "guest_value", "customers", "repeat_customers", "since"
+        AVAILABLE = NGX_HTTP_LOYALTY_TOTAL_AVAILABLE,
+        PENDING = NGX_HTTP_LOYALTY_TOTAL_PENDING,
+        ISSUED = NGX_HTTP_LOYALTY_TOTAL_ISSUED,
+        REDEEMED = NGX_HTTP_LOYALTY_TOTAL_REDEEMED,
+        ADJUSTED = NGX_HTTP_LOYALTY_TOTAL_ADJUSTED,
+        MEMBER_ORDERS = NGX_HTTP_LOYALTY_TOTAL_MEMBER_ORDERS,
+        MEMBER_VALUE = NGX_HTTP_LOYALTY_TOTAL_MEMBER_VALUE,
+        CUSTOMERS = NGX_HTTP_LOYALTY_TOTAL_CUSTOMERS,
+        REPEAT = NGX_HTTP_LOYALTY_TOTAL_REPEAT,
+        SINCE = NGX_HTTP_LOYALTY_TOTAL_SINCE
     };
 
     static const char  *day_names[] = {
@@ -155,24 +165,7 @@ ngx_http_loyalty_program_read(void *data, ngx_uint_t status,
         return;
     }
 
-    ngx_memzero(t, sizeof(t));
-    r = reply->element[0];
-
-    for (i = 0; i + 1 < r->elements; i += 2) {
-        f = ngx_http_loyalty_admin_reply_str(r, i);
-
-        for (j = 0; j < NTOTALS; j++) {
-            if (f.len == ngx_strlen(names[j])
-                && ngx_strncmp(f.data, names[j], f.len) == 0)
-            {
-                f = ngx_http_loyalty_admin_reply_str(r, i + 1);
-                t[j] = (f.len && f.data[0] == '-')
-                       ? -ngx_atoof(f.data + 1, f.len - 1)
-                       : ngx_atoof(f.data, f.len);
-                break;
-            }
-        }
-    }
+    ngx_http_loyalty_program_totals(reply->element[0], t);
 
     o = json_object();
     json_object_set_new(o, "currency",
@@ -185,7 +178,8 @@ ngx_http_loyalty_program_read(void *data, ngx_uint_t status,
     points = json_object();
 
     for (j = AVAILABLE; j <= ADJUSTED; j++) {
-        json_object_set_new(points, names[j], json_integer(t[j]));
+        json_object_set_new(points, ngx_http_loyalty_total_names[j],
+                            json_integer(t[j]));
     }
 
     json_object_set_new(o, "points", points);
@@ -286,6 +280,34 @@ ngx_http_loyalty_program_read(void *data, ngx_uint_t status,
 }
 
 
+void
+ngx_http_loyalty_program_totals(redisReply *hash, int64_t *t)
+{
+    size_t     i, j;
+    ngx_str_t  f;
+
+    ngx_memzero(t, NGX_HTTP_LOYALTY_TOTALS * sizeof(int64_t));
+
+    for (i = 0; i + 1 < hash->elements; i += 2) {
+        f = ngx_http_loyalty_admin_reply_str(hash, i);
+
+        for (j = 0; j < NGX_HTTP_LOYALTY_TOTALS; j++) {
+            if (f.len == ngx_strlen(ngx_http_loyalty_total_names[j])
+                && ngx_strncmp(f.data, ngx_http_loyalty_total_names[j],
+                               f.len)
+                   == 0)
+            {
+                f = ngx_http_loyalty_admin_reply_str(hash, i + 1);
+                t[j] = (f.len && f.data[0] == '-')
+                       ? -ngx_atoof(f.data + 1, f.len - 1)
+                       : ngx_atoof(f.data, f.len);
+                break;
+            }
+        }
+    }
+}
+
+
 static json_t *
 ngx_http_loyalty_report_money(ngx_http_loyalty_main_conf_t *lmcf,
     int64_t minor)
@@ -306,15 +328,27 @@ ngx_http_loyalty_report_points_value(ngx_http_loyalty_main_conf_t *lmcf,
 {
     int64_t  minor;
 
-    if (lmcf->point_value_per == 0
-        || loyalty_muldiv(points, lmcf->point_value, lmcf->point_value_per,
-                          LOYALTY_ROUND_DOWN, &minor)
-           != 0)
-    {
+    if (ngx_http_loyalty_points_value(lmcf, points, &minor) != NGX_OK) {
         return json_null();
     }
 
     return ngx_http_loyalty_report_money(lmcf, minor);
+}
+
+
+ngx_int_t
+ngx_http_loyalty_points_value(ngx_http_loyalty_main_conf_t *lmcf,
+    int64_t points, int64_t *minor)
+{
+    if (lmcf->point_value_per == 0
+        || loyalty_muldiv(points, lmcf->point_value, lmcf->point_value_per,
+                          LOYALTY_ROUND_DOWN, minor)
+           != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

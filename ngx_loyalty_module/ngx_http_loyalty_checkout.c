@@ -15,6 +15,7 @@
 #include "ngx_http_loyalty_module.h"
 #include "ngx_http_loyalty_checkout.h"
 #include "ngx_http_loyalty_coupon.h"
+#include "ngx_http_loyalty_metrics.h"
 #include "ngx_http_loyalty_redis.h"
 
 
@@ -102,6 +103,8 @@ ngx_http_loyalty_checkout_handler(ngx_http_request_t *r)
     cln->data = ctx;
 
     ngx_http_set_ctx(r, ctx, ngx_http_loyalty_module);
+
+    ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_CHECKOUTS, 1);
 
     if (ngx_http_loyalty_check_body(r, llcf->max_body, &err) != NGX_OK) {
         ngx_http_loyalty_checkout_refuse(ctx, &err);
@@ -592,6 +595,8 @@ ngx_http_loyalty_checkout_refuse(ngx_http_loyalty_checkout_t *ctx,
                   "loyalty: checkout refused with %s: %*s", err->code,
                   err->len, err->message);
 
+    ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_CHECKOUTS_REFUSED, 1);
+
     ctx->done = 1;
     ctx->rc = NGX_DONE;
 
@@ -604,11 +609,24 @@ ngx_http_loyalty_checkout_refuse(ngx_http_loyalty_checkout_t *ctx,
 }
 
 
-/* Coupon guesses: a code that itself is wrong counts as a failed attempt. */
+/*
+ * The verdicts, for /metrics; and coupon guesses: a code that itself is
+ * wrong counts as a failed attempt.
+ */
 
 static void
 ngx_http_loyalty_checkout_count(ngx_http_loyalty_checkout_t *ctx)
 {
+    if (ctx->coupon_status != NGX_HTTP_LOYALTY_NONE) {
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_COUPONS
+                                     + ctx->coupon_status, 1);
+    }
+
+    if (ctx->points_status != NGX_HTTP_LOYALTY_NONE) {
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_REDEMPTIONS
+                                     + ctx->points_status, 1);
+    }
+
     switch (ctx->coupon_status) {
 
     case LOYALTY_COUPON_NOT_FOUND:

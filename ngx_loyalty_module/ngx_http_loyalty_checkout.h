@@ -20,6 +20,7 @@
 #define NGX_HTTP_LOYALTY_POINTS_EXCEEDS_TOTAL  2
 #define NGX_HTTP_LOYALTY_POINTS_NOT_ALLOWED    3
 #define NGX_HTTP_LOYALTY_POINTS_UNVERIFIED     4
+#define NGX_HTTP_LOYALTY_POINTS_STATUS_N       5
 
 /* EVALSHA, hash, number of keys, up to 5 keys, up to 6 arguments */
 #define NGX_HTTP_LOYALTY_CALL_ARGS  14

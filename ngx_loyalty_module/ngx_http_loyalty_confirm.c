@@ -18,6 +18,7 @@
 #include "ngx_http_loyalty_checkout.h"
 #include "ngx_http_loyalty_confirm.h"
 #include "ngx_http_loyalty_coupon.h"
+#include "ngx_http_loyalty_metrics.h"
 #include "loyalty_keys.h"
 
 
@@ -224,7 +225,11 @@ ngx_http_loyalty_confirm_skip(ngx_http_loyalty_confirm_t *ctx,
     p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
     va_end(args);
 
-    ctx->status = NGX_HTTP_LOYALTY_ORDER_INVALID;
+    if (ctx->status != NGX_HTTP_LOYALTY_ORDER_INVALID) {
+        ctx->status = NGX_HTTP_LOYALTY_ORDER_INVALID;
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_CONFIRMATIONS
+                                     + NGX_HTTP_LOYALTY_ORDER_INVALID, 1);
+    }
 
     ngx_log_error(NGX_LOG_WARN, ctx->request->connection->log, 0,
                   "loyalty: order confirmation not recorded, %*s",
@@ -253,6 +258,8 @@ ngx_http_loyalty_confirm_header_filter(ngx_http_request_t *r,
 
     if (r->headers_out.status < 200 || r->headers_out.status >= 300) {
         ctx->status = NGX_HTTP_LOYALTY_ORDER_REFUSED;
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_CONFIRMATIONS
+                                     + NGX_HTTP_LOYALTY_ORDER_REFUSED, 1);
 
         if (ctx->checkout.len) {
             ngx_http_loyalty_release(ctx->coupon.len ? &ctx->coupon : NULL,
@@ -860,6 +867,13 @@ ngx_http_loyalty_job_reply(void *data, ngx_uint_t status, redisReply *reply)
             job->total = reply->element[2]->integer;
             call->done = 1;
 
+            if (job->status == NGX_HTTP_LOYALTY_ORDER_RECORDED) {
+                ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_ACCRUALS, 1);
+                ngx_http_loyalty_metrics_add(
+                    NGX_HTTP_LOYALTY_M_ACCRUED_POINTS,
+                    (ngx_atomic_int_t) job->points);
+            }
+
             ngx_http_loyalty_job_count(job, call, reply);
 
         } else {
@@ -1023,6 +1037,13 @@ ngx_http_loyalty_job_tell(ngx_http_loyalty_job_t *job)
     ngx_connection_t            *c;
     ngx_http_request_t          *r;
     ngx_http_loyalty_confirm_t  *ctx;
+
+    /* the outcome is counted once, waited for or not */
+    if (!job->counted) {
+        job->counted = 1;
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_CONFIRMATIONS
+                                     + job->status, 1);
+    }
 
     ctx = job->ctx;
 

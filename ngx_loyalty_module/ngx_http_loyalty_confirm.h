@@ -29,7 +29,8 @@ enum {
     NGX_HTTP_LOYALTY_ORDER_CONFLICT,    /* the id was used for another order */
     NGX_HTTP_LOYALTY_ORDER_GUEST,       /* no account: only the coupon use */
     NGX_HTTP_LOYALTY_ORDER_REFUSED,     /* the backend did not confirm */
-    NGX_HTTP_LOYALTY_ORDER_INVALID      /* the order could not be read */
+    NGX_HTTP_LOYALTY_ORDER_INVALID,     /* the order could not be read */
+    NGX_HTTP_LOYALTY_ORDER_STATUS_N
 };
 
 
@@ -89,6 +90,7 @@ struct ngx_http_loyalty_job_s {
     int64_t                        basis;       /* the order's value */
     ngx_str_t                      coupon;
     unsigned                       async:1;     /* past its first send */
+    unsigned                       counted:1;   /* its outcome, for /metrics */
 };
 
 

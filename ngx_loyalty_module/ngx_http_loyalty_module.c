@@ -7,6 +7,7 @@
 #include "ngx_http_loyalty_checkout.h"
 #include "ngx_http_loyalty_confirm.h"
 #include "ngx_http_loyalty_coupon.h"
+#include "ngx_http_loyalty_metrics.h"
 #include "ngx_http_loyalty_redis.h"
 #include "loyalty_json.h"
 
@@ -27,6 +28,8 @@ static void ngx_http_loyalty_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_loyalty_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loyalty_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_loyalty_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_loyalty_checkout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -314,6 +317,13 @@ static ngx_command_t  ngx_http_loyalty_commands[] = {
       0,
       NULL },
 
+    { ngx_string("loyalty_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_loyalty_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("loyalty_checkout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_http_loyalty_checkout,
@@ -581,6 +591,7 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_uint_t                     i;
     loyalty_cart_spec_t            defaults;
+    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_loyalty_main_conf_t  *lmcf;
 
     ngx_conf_merge_value(conf->health, prev->health, 0);
@@ -671,6 +682,18 @@ ngx_http_loyalty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                       "\"loyalty_order_confirm\" in %V:%ui and "
                       "\"loyalty_checkout\" cannot share a location",
                       &conf->confirm_file, conf->confirm_line);
+        return NGX_CONF_ERROR;
+    }
+
+    /* a handler set after ours, as proxy_pass does without a word */
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->metrics && clcf->handler != ngx_http_loyalty_metrics_handler) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"loyalty_metrics\" in %V:%ui cannot share a "
+                      "location with another handler such as "
+                      "\"proxy_pass\"", &conf->metrics_file,
+                      conf->metrics_line);
         return NGX_CONF_ERROR;
     }
 
@@ -833,6 +856,45 @@ ngx_http_loyalty_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_loyalty_health_handler;
+
+    ngx_http_loyalty_needs_redis(cf, cmd);
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The counters' zone exists once a location serves them: without one,
+ * counting costs nothing.
+ */
+
+static char *
+ngx_http_loyalty_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_loyalty_loc_conf_t  *llcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (llcf->metrics) {
+        return "is duplicate";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != NULL) {
+        return "cannot share a location with another handler such as "
+               "\"loyalty_admin\", \"loyalty_health\" or \"proxy_pass\"";
+    }
+
+    if (ngx_http_loyalty_metrics_add_zone(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->handler = ngx_http_loyalty_metrics_handler;
+
+    llcf->metrics = 1;
+    llcf->metrics_file = cf->conf_file->file.name;
+    llcf->metrics_line = cf->conf_file->line;
 
     ngx_http_loyalty_needs_redis(cf, cmd);
 

@@ -82,6 +82,9 @@ typedef struct {
     size_t                    shm_size;
     ngx_shm_zone_t           *shm_zone;
 
+    /* the counters of /metrics: NULL unless a location says so */
+    ngx_shm_zone_t           *metrics_zone;
+
     /* the first directive that needs Redis, for the nginx -t message */
     ngx_str_t                 used_by;
     ngx_str_t                 used_file;
@@ -94,6 +97,7 @@ typedef struct {
     ngx_flag_t                checkout;
     ngx_flag_t                confirm;
     ngx_flag_t                admin;
+    ngx_flag_t                metrics;          /* this location only */
     ngx_http_complex_value_t *customer;
     ngx_uint_t                mode;
     ngx_flag_t                coupon_reject;
@@ -122,6 +126,8 @@ typedef struct {
     ngx_uint_t                confirm_line;
     ngx_str_t                 admin_file;
     ngx_uint_t                admin_line;
+    ngx_str_t                 metrics_file;
+    ngx_uint_t                metrics_line;
 } ngx_http_loyalty_loc_conf_t;
 
 

@@ -15,12 +15,15 @@
  *   list, never a request: a request that goes away only detaches itself.
  */
 
+#include <time.h>
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include <hiredis/async.h>
 
 #include "ngx_http_loyalty_redis.h"
+#include "ngx_http_loyalty_metrics.h"
 #include "loyalty_keys.h"
 
 
@@ -40,6 +43,7 @@ struct ngx_http_loyalty_redis_cmd_s {
     size_t                             *argvlen;
     loyalty_script_id_t                 script;
     ngx_msec_t                          timeout;
+    uint64_t                            sent;       /* microseconds */
     unsigned                            retried:1;
 };
 
@@ -83,6 +87,7 @@ static void ngx_http_loyalty_redis_drop(void);
 static void ngx_http_loyalty_redis_lost(const redisAsyncContext *ac);
 static void ngx_http_loyalty_redis_fail(const char *fmt, ...);
 static void ngx_http_loyalty_redis_schedule(void);
+static uint64_t ngx_http_loyalty_redis_usec(void);
 
 static void ngx_http_loyalty_redis_read_handler(ngx_event_t *ev);
 static void ngx_http_loyalty_redis_write_handler(ngx_event_t *ev);
@@ -164,22 +169,23 @@ ngx_http_loyalty_redis_connect(ngx_event_t *ev)
                                lmcf->redis_port);
     }
 
-    if (ac == NULL) {
-        ngx_http_loyalty_redis_fail("out of memory");
-        ngx_http_loyalty_redis_schedule();
-        return;
-    }
+    if (ac == NULL || ac->err
+        || ngx_http_loyalty_redis_attach(ac) != NGX_OK)
+    {
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_REDIS_ERRORS
+                                     + NGX_HTTP_LOYALTY_REDIS_ERR_CONNECT, 1);
 
-    if (ac->err) {
-        ngx_http_loyalty_redis_fail("%s", ac->errstr);
-        redisAsyncFree(ac);
-        ngx_http_loyalty_redis_schedule();
-        return;
-    }
+        if (ac == NULL) {
+            ngx_http_loyalty_redis_fail("out of memory");
 
-    if (ngx_http_loyalty_redis_attach(ac) != NGX_OK) {
-        ngx_http_loyalty_redis_fail("no free connection to wrap the socket");
-        redisAsyncFree(ac);
+        } else {
+            ngx_http_loyalty_redis_fail("%s", ac->err
+                                        ? ac->errstr
+                                        : "no free connection to wrap the "
+                                          "socket");
+            redisAsyncFree(ac);
+        }
+
         ngx_http_loyalty_redis_schedule();
         return;
     }
@@ -531,6 +537,7 @@ ngx_http_loyalty_redis_send(int argc, const char **argv,
     }
 
     rd->in_flight++;
+    cmd->sent = ngx_http_loyalty_redis_usec();
 
     /* not cancelable: a worker must not exit while a request waits */
     ngx_add_timer(&cmd->deadline, timeout);
@@ -564,6 +571,18 @@ ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         }
 
         status = NGX_HTTP_LOYALTY_REDIS_OK;
+
+        /* a connection's setup is not a round trip anything waits for */
+        if (cmd->handler != ngx_http_loyalty_redis_init_reply) {
+            ngx_http_loyalty_metrics_round_trip(ngx_http_loyalty_redis_usec()
+                                                - cmd->sent);
+        }
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_REDIS_ERRORS
+                                         + NGX_HTTP_LOYALTY_REDIS_ERR_REPLY,
+                                         1);
+        }
     }
 
     if (cmd->deadline.timer_set) {
@@ -645,6 +664,9 @@ ngx_http_loyalty_redis_deadline(ngx_event_t *ev)
     data = cmd->data;
     ngx_http_loyalty_redis_cancel(cmd);
 
+    ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_REDIS_ERRORS
+                                 + NGX_HTTP_LOYALTY_REDIS_ERR_TIMEOUT, 1);
+
     /*
      * Replies come in order, so everything queued behind this command is
      * stuck too: reset the connection and fail them all now rather than
@@ -676,16 +698,34 @@ ngx_http_loyalty_redis_drop(void)
 }
 
 
+/*
+ * The connection went away by itself (ours are marked disconnected
+ * first): while it was being set up, a connect error; once ready, a
+ * disconnection; a reply hiredis could not parse, either way, protocol.
+ */
+
 static void
 ngx_http_loyalty_redis_lost(const redisAsyncContext *ac)
 {
+    ngx_uint_t                 kind;
     ngx_http_loyalty_redis_t  *rd = &ngx_http_loyalty_redis;
 
     if (rd->state == NGX_HTTP_LOYALTY_REDIS_DISCONNECTED) {
         return;
     }
 
+    kind = (ac->err == REDIS_ERR_PROTOCOL)
+           ? NGX_HTTP_LOYALTY_REDIS_ERR_PROTOCOL
+           : (rd->state == NGX_HTTP_LOYALTY_REDIS_CONNECTING)
+             ? NGX_HTTP_LOYALTY_REDIS_ERR_CONNECT
+             : NGX_HTTP_LOYALTY_REDIS_ERR_DISCONNECT;
+
     rd->state = NGX_HTTP_LOYALTY_REDIS_DISCONNECTED;
+
+    if (!rd->exiting) {
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_REDIS_ERRORS + kind,
+                                     1);
+    }
 
     if (!rd->exiting) {
         ngx_http_loyalty_redis_fail("%s", ac->err ? ac->errstr
@@ -742,6 +782,19 @@ ngx_http_loyalty_redis_schedule(void)
     }
 
     rd->backoff = ngx_min(rd->backoff * 2, NGX_HTTP_LOYALTY_BACKOFF_MAX);
+}
+
+
+/* A monotonic clock: round trips are far below a millisecond. */
+
+static uint64_t
+ngx_http_loyalty_redis_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 

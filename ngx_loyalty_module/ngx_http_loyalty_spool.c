@@ -17,6 +17,7 @@
 #include <sys/file.h>
 
 #include "ngx_http_loyalty_confirm.h"
+#include "ngx_http_loyalty_metrics.h"
 #include "loyalty_script.h"
 
 
@@ -38,6 +39,7 @@ ngx_http_loyalty_spool_write(ngx_http_loyalty_job_t *job, ngx_log_t *log)
 
     line = ngx_http_loyalty_spool_line(job, &len);
     if (line == NULL) {
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_SPOOL_FAILED, 1);
         ngx_log_error(NGX_LOG_CRIT, log, 0,
                       "loyalty: order \"%V\" of customer \"%V\" could not "
                       "be spooled: out of memory", &job->order,
@@ -49,11 +51,16 @@ ngx_http_loyalty_spool_write(ngx_http_loyalty_job_t *job, ngx_log_t *log)
                                       lmcf->spool_fsync, log)
         == NGX_OK)
     {
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_SPOOL_WRITES, 1);
+        ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_SPOOL_BYTES,
+                                     (ngx_atomic_int_t) len);
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "loyalty: order \"%V\" of customer \"%V\" spooled "
                       "for replay", &job->order, &job->customer);
         return;
     }
+
+    ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_SPOOL_FAILED, 1);
 
     /* the last copy: the line itself, for a replay by hand */
     ngx_log_error(NGX_LOG_CRIT, log, 0,

@@ -316,4 +316,80 @@ refused('the same bonus type twice', <<'HTTP', '"loyalty_bonus" directive is dup
 http { loyalty_bonus review 50; loyalty_bonus review 60; }
 HTTP
 
+accepted('loyalty_metrics in a location', <<'HTTP');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server { location = /metrics { allow 127.0.0.1; deny all; loyalty_metrics; } }
+}
+HTTP
+
+refused('loyalty_metrics with an argument', <<'HTTP', 'invalid number of arguments in "loyalty_metrics" directive');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server { location = /metrics { loyalty_metrics on; } }
+}
+HTTP
+
+refused('loyalty_metrics twice in a location', <<'HTTP', '"loyalty_metrics" directive is duplicate');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server { location = /metrics { loyalty_metrics; loyalty_metrics; } }
+}
+HTTP
+
+refused('loyalty_metrics where loyalty_admin answers', <<'HTTP', '"loyalty_metrics" directive cannot share a location with another handler such as "loyalty_admin", "loyalty_health" or "proxy_pass"');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server {
+        location /loyalty/admin/ {
+            loyalty_admin;
+            loyalty_admin_token 0123456789abcdef;
+            loyalty_metrics;
+        }
+    }
+}
+HTTP
+
+refused('loyalty_metrics, then proxy_pass', <<'HTTP', '"loyalty_metrics" in ' . $t->dir . '/nginx-t.conf:9 cannot share a location with another handler such as "proxy_pass"');
+http {
+    loyalty_redis 127.0.0.1:6379;
+    server {
+        location = /metrics {
+            loyalty_metrics;
+            proxy_pass http://127.0.0.1:9;
+        }
+    }
+}
+HTTP
+
+refused('loyalty_metrics at server level', <<'HTTP', '"loyalty_metrics" directive is not allowed here');
+http { loyalty_redis 127.0.0.1:6379; server { loyalty_metrics; } }
+HTTP
+
+refused('loyalty_metrics without loyalty_redis', <<'HTTP',
+http {
+    server {
+        location = /metrics {
+            loyalty_metrics;
+        }
+    }
+}
+HTTP
+    '"loyalty_metrics" in ' . $t->dir . '/nginx-t.conf:8 needs '
+    . '"loyalty_redis" in the http block');
+
+# Every directive of the module has its section in docs/directives.md.
+{
+    open my $fh, '<', 'ngx_loyalty_module/ngx_http_loyalty_module.c'
+        or die "ngx_http_loyalty_module.c: $!";
+    my @names = map { /ngx_string\("(loyalty_\w+)"\)/ ? $1 : () } <$fh>;
+
+    open $fh, '<', 'docs/directives.md' or die "directives.md: $!";
+    my %documented = map { /^### (loyalty_\w+)\s*$/ ? ($1 => 1) : () } <$fh>;
+
+    cmp_ok(scalar @names, '>', 40, 'the directives table is read');
+    is_deeply([ grep { !$documented{$_} } @names ], [],
+              'every directive has a section in docs/directives.md');
+}
+
 done_testing();

@@ -88,6 +88,7 @@ cat <<MSG
 ngx_loyalty_module is running (Ctrl-C stops it):
 
   health    http://127.0.0.1:$port/loyalty/health
+  metrics   http://127.0.0.1:$port/metrics  (Prometheus text)
   checkout  http://127.0.0.1:$port/checkout  (proxied to the stub shop)
   Redis     127.0.0.1:$redis_port, data in run/redis
   logs      run/logs/error.log, run/logs/worker.log
@@ -111,6 +112,9 @@ Try:
     -d '{"id":"review-1","type":"review","customer":"42"}'
   curl -s http://127.0.0.1:$port/loyalty/admin/customers/42/history \\
     -H 'Authorization: Bearer $token'
+
+  # what it all counted, for Prometheus
+  curl -s http://127.0.0.1:$port/metrics | grep -v '^#'
 
 MSG
 

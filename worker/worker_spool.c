@@ -43,6 +43,7 @@ static int spool_count(worker_t *w, const loyalty_json_t *customer,
 static int spool_count_coupon(worker_t *w, const loyalty_json_t *args);
 static void spool_reject(const char *dir, const char *line, size_t len,
     const char *why);
+static void spool_count_ops(worker_t *w, int replayed, int rejected);
 
 
 /*
@@ -144,7 +145,7 @@ worker_spool_replay(worker_t *w)
 static int
 spool_replay_file(worker_t *w, int fd, const char *path)
 {
-    int       n;
+    int       n, rejected;
     FILE     *f;
     char     *line;
     size_t    cap;
@@ -159,11 +160,13 @@ spool_replay_file(worker_t *w, int fd, const char *path)
     line = NULL;
     cap = 0;
     n = 0;
+    rejected = 0;
 
     while ((len = getline(&line, &cap, f)) != -1) {
 
         if (len == 0 || line[len - 1] != '\n') {
             spool_reject(w->conf.spool, line, (size_t) len, "cut short");
+            rejected++;
             continue;
         }
 
@@ -182,6 +185,7 @@ spool_replay_file(worker_t *w, int fd, const char *path)
         default:
             spool_reject(w->conf.spool, line, (size_t) len - 1,
                          "not a spool record");
+            rejected++;
         }
     }
 
@@ -200,7 +204,35 @@ spool_replay_file(worker_t *w, int fd, const char *path)
                    n, path);
     }
 
+    spool_count_ops(w, n, rejected);
+
     return n;
+}
+
+
+/*
+ * For nginx's /metrics, which has no other way to learn what this process
+ * did: counted once the file is done, since a file Redis failed half way
+ * is replayed whole again.  A count lost with Redis is a count, not an
+ * order.
+ */
+
+static void
+spool_count_ops(worker_t *w, int replayed, int rejected)
+{
+    redisReply  *r;
+
+    if (replayed) {
+        r = redisCommand(w->redis, "HINCRBY %s spool_replayed %d",
+                         LOYALTY_KEY_OPS, replayed);
+        (void) worker_reply_ok(w, w->redis, r);
+    }
+
+    if (rejected) {
+        r = redisCommand(w->redis, "HINCRBY %s spool_rejected %d",
+                         LOYALTY_KEY_OPS, rejected);
+        (void) worker_reply_ok(w, w->redis, r);
+    }
 }
 
 

@@ -45,6 +45,12 @@
 /* sorted set: member host:pid, score the unix time of its last pass */
 #define LOYALTY_KEY_WORKERS  LOYALTY_KEY_PREFIX "{workers}"
 
+/*
+ * hash: what loyalty-worker counts for /metrics (spool_replayed,
+ * spool_rejected); beside the program's totals, in their hash tag
+ */
+#define LOYALTY_KEY_OPS      LOYALTY_KEY_PREFIX "{stats}:ops"
+
 /* a worker that has not passed for this long is reported as gone */
 #define LOYALTY_WORKER_ALIVE_SECONDS  60
 
