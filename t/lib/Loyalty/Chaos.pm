@@ -1,0 +1,619 @@
+package Loyalty::Chaos;
+
+# Races and faults at any size.  The same scenarios run small in `make
+# test` (t/04x-*.t) and full size behind `make chaos` (t/chaos/*.t); each
+# takes its counts as arguments, returns what it measured and checks the
+# outcome, including the ledger invariant over every account.
+#
+# Parallel requests are raw sockets, all written before any answer is
+# read; a load that runs beside a fault is a forked child that confirms
+# orders and reports to a file, so the parent can break things meanwhile.
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use List::Util qw(max sum0);
+use POSIX qw(:sys_wait_h);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+use Loyalty::Ledger;
+use Loyalty::Shop;
+use Loyalty::Test;
+
+our @EXPORT = qw(size chaos_shop send_all coupon_race points_race
+                 confirm_race return_race start_load wait_load
+                 load_progress replay_spool credited_once spool_lines
+                 eventually report);
+
+our $DAY = 86400;
+
+my $JSON = JSON::PP->new->canonical;
+
+# What every order here buys: 59.97, 599 points at 10 per 1.00.
+our $LINES = [ { sku => 'P1', brand => 'plain', category => 'misc',
+                 price => '19.99', quantity => 3 } ];
+our $POINTS = 599;
+
+# $n, or CHAOS_ROUNDS when set (to shorten a `make chaos` run).
+sub size {
+    my ($n) = @_;
+
+    return $ENV{CHAOS_ROUNDS} && $ENV{CHAOS_ROUNDS} < $n
+           ? $ENV{CHAOS_ROUNDS} : $n;
+}
+
+# A shop with a confirmation location and its spool, 30 days of return
+# window and a deadline short enough for the faults.
+sub chaos_shop {
+    my (%opt) = @_;
+
+    my $timeout = delete $opt{timeout} // '200ms';
+
+    return shop(http => <<"HTTP" . (delete $opt{http} // ''),
+    loyalty_earn 10 per 1.00;
+    loyalty_return_window 30d;
+    loyalty_points_expire 365d;
+    loyalty_redis_timeout $timeout;
+HTTP
+                confirm => '', %opt);
+}
+
+sub eventually {
+    my ($cond, $patience) = @_;
+
+    my $deadline = time + ($patience // 10);
+
+    while (time < $deadline) {
+        return 1 if $cond->();
+        sleep 0.01;
+    }
+
+    return $cond->();
+}
+
+# One request per element of @reqs ({ customer, body, path }), all
+# written before any answer is read; each answer gets the seconds it took
+# (from the last write) in {took}.
+sub send_all {
+    my ($t, @reqs) = @_;
+
+    my @socks;
+
+    for my $q (@reqs) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $t->port,
+                                      Timeout => 5)
+            or die "connect: $!";
+        my %h = ('Content-Type' => 'application/json');
+        $h{'X-Customer-Id'} = $q->{customer} if defined $q->{customer};
+        push @socks, [ $s, Loyalty::Test::raw_request(
+            $q->{method} // 'POST', $q->{path} // '/checkout', \%h,
+            $q->{body}) ];
+    }
+
+    $_->[0]->syswrite($_->[1]) // die "write: $!" for @socks;
+
+    return collect_timed(map { $_->[0] } @socks);
+}
+
+sub collect_timed {
+    my (@socks) = @_;
+
+    my (%buf, %took, %index);
+    $index{ fileno $socks[$_] } = $_ for 0 .. $#socks;
+
+    my $start = time;
+    my $sel = IO::Select->new(@socks);
+    my $deadline = $start + 30;
+
+    while ($sel->count && time < $deadline) {
+        for my $s ($sel->can_read(0.5)) {
+            my $i = $index{ fileno $s };
+
+            my $got = $s->sysread(my $chunk, 65536);
+
+            if (!$got) {
+                $took{$i} = time - $start;
+                $sel->remove($s);
+                close $s;
+                next;
+            }
+
+            $buf{$i} .= $chunk;
+        }
+    }
+
+    return map {
+        my $res = Loyalty::Test::parse_response($buf{$_} // '');
+        $res->{took} = $took{$_} // 30;
+        $res
+    } 0 .. $#socks;
+}
+
+sub tally {
+    my ($get, @res) = @_;
+
+    my %n;
+    $n{ $get->($_) // 'none' }++ for @res;
+
+    return join ' ', map { "$_=$n{$_}" } sort keys %n;
+}
+
+sub report {
+    my ($what, %m) = @_;
+
+    my $line = "$what: " . join ', ', map { "$_ $m{$_}" } sort keys %m;
+    diag($line) if $ENV{CHAOS_REPORT} || $ENV{TEST_VERBOSE};
+
+    if (my $file = $ENV{CHAOS_REPORT}) {
+        open my $fh, '>>', $file or die "$file: $!";
+        print $fh "$line\n";
+        close $fh;
+    }
+
+    return \%m;
+}
+
+# --- races -----------------------------------------------------------------
+
+# Bursts of $n checkouts by $n customers on a coupon with one use left;
+# the one valid checkout is confirmed.  Never two valid, never two
+# reservations, never two uses.
+sub coupon_race {
+    my ($t, $bursts, $n) = @_;
+
+    my $r = $t->redis;
+    my $start = time;
+    my ($over, @bad, %answers) = (0);
+
+    for my $b (1 .. $bursts) {
+        my $code = "LAST$b";
+
+        # one use left: of two, one is already used
+        create_coupon($t, code => $code, type => 'percent', value => '10',
+                      max_uses => 2);
+        my $first = confirm($t, cart(order_id => "cf$b", checkout_id => "cf$b",
+                                     coupon => $code, lines => $LINES),
+                            customer => "cf$b");
+        push @bad, "burst $b: the first use was not confirmed"
+            unless $first->{status} == 201;
+        eventually(sub { $r->cmd('HGET', "loyalty:{coupon:$code}", 'used') });
+
+        my @res = send_all($t, map { {
+            customer => "cr$b-$_",
+            body     => cart(coupon => $code, checkout_id => "cc$b-$_",
+                             lines => $LINES),
+        } } 1 .. $n);
+
+        my @valid = grep { $_->{status} == 200
+                           && ($_->{json}{coupon_status} // '') eq 'valid' }
+                    @res;
+        $answers{ tally(sub { $_[0]{status} == 200
+                              ? $_[0]{json}{coupon_status}
+                              : "status $_[0]{status}" }, @res) }++;
+
+        for my $v (@valid) {
+            confirm($t, cart(order_id => "oc$b", lines => $LINES,
+                             checkout_id => $v->{json}{checkout_id},
+                             coupon => $code),
+                    customer => $v->{json}{customer});
+        }
+
+        my $reserved = $r->cmd('ZCARD', "loyalty:{coupon:$code}:res");
+        $over += max(0, @valid - 1) + max(0, $reserved - 1);
+    }
+
+    # the last commits land after their answers
+    my $used = sub {
+        sum0(map { $r->cmd('HGET', "loyalty:{coupon:LAST$_}", 'used') // 0 }
+             1 .. $bursts)
+    };
+    eventually(sub { $used->() >= 2 * $bursts });
+
+    my @over = grep { ($r->cmd('HGET', "loyalty:{coupon:LAST$_}", 'used')
+                       // 0) > 2 } 1 .. $bursts;
+
+    is($over, 0, "$bursts bursts of $n: never two valid answers or two "
+                 . 'reservations for the last use');
+    is_deeply(\@over, [], 'no coupon used more than its 2 uses');
+    is($used->(), 2 * $bursts, 'every last use was committed');
+    is_deeply([ keys %answers ], [ 'exhausted=' . ($n - 1) . ' valid=1' ],
+              "each burst: one valid, the others exhausted")
+        or diag(explain \%answers);
+    is_deeply(\@bad, [], 'the first uses were confirmed');
+
+    return report('coupon race', bursts => $bursts, checkouts => $bursts * $n,
+                  'over-redemptions' => $over + @over,
+                  seconds => sprintf('%.1f', time - $start));
+}
+
+# Bursts of $n checkouts of one customer, each redeeming the whole balance
+# granted by hand; then every one of them confirmed at once, all claiming
+# the points: one hold, the balance spent once, never below zero.
+sub points_race {
+    my ($t, $bursts, $n) = @_;
+
+    my $r = $t->redis;
+    my $start = time;
+    my (%answers, @bad);
+
+    for my $b (1 .. $bursts) {
+        my $c = "pr$b";
+
+        my $res = $t->http(POST => "/loyalty/admin/customers/$c/adjustments",
+            body => $JSON->encode({ id => "g$b", points => 1000,
+                                    reason => 'race', actor => 'chaos' }),
+            headers => { 'Content-Type' => 'application/json',
+                         Authorization => "Bearer $TOKEN" });
+        push @bad, "$c: grant answered $res->{status}"
+            unless $res->{status} == 201;
+
+        my @res = send_all($t, map { {
+            customer => $c,
+            body     => cart(points => 1000, checkout_id => "pc$b-$_",
+                             lines => $LINES),
+        } } 1 .. $n);
+
+        $answers{ tally(sub { $_[0]{status} == 200
+                              ? $_[0]{json}{points_status}
+                              : "status $_[0]{status}" }, @res) }++;
+
+        my $acc = { @{ $r->cmd('HGETALL', "loyalty:{customer:$c}") } };
+        push @bad, "$c: held $acc->{h}, not 1000" if ($acc->{h} // 0) != 1000;
+
+        # the whole balance spent twice (30 times) at once
+        my @conf = send_all($t, map { {
+            customer => $c, path => '/orders',
+            body     => cart(points => 1000, checkout_id => "pc$b-$_",
+                             order_id => "po$b-$_", lines => $LINES),
+        } } 1 .. $n);
+        push @bad, "$c: " . tally(sub { $_[0]{status} }, @conf)
+            if grep { $_->{status} != 201 } @conf;
+
+        $acc = { @{ $r->cmd('HGETALL', "loyalty:{customer:$c}") } };
+        my $redeemed = sum0(map { (split /\|/, $acc->{$_})[6] }
+                            grep { /^o:/ } keys %$acc);
+        push @bad, "$c: redeemed $redeemed, available $acc->{a}, held "
+                   . ($acc->{h} // 0)
+            unless $redeemed == 1000 && $acc->{a} == 0 && !$acc->{h};
+    }
+
+    is_deeply([ keys %answers ],
+              [ 'held=1 insufficient=' . ($n - 1) ],
+              "$bursts bursts of $n redemptions of the whole balance: one "
+              . 'held each time') or diag(explain \%answers);
+    is_deeply(\@bad, [], "$n confirmations at once each claiming the "
+                         . 'balance: spent once, 0 left, no hold left')
+        or diag(join "\n", @bad[0 .. min9($#bad)]);
+    ledger_ok($r, 'after the points races', history => 1);
+
+    return report('points race', bursts => $bursts,
+                  checkouts => $bursts * $n, confirmations => $bursts * $n,
+                  'double spends' => scalar @bad,
+                  seconds => sprintf('%.1f', time - $start));
+}
+
+sub min9 { $_[0] > 9 ? 9 : $_[0] }
+
+# The same order confirmed $n times at once, $rounds times: one accrual,
+# one recorded answer, the others replayed, one points_earned event.
+sub confirm_race {
+    my ($t, $rounds, $n) = @_;
+
+    my $r = $t->redis;
+    my $start = time;
+    my (%answers, @bad);
+
+    for my $i (1 .. $rounds) {
+        my $c = "oc$i";
+
+        my @res = send_all($t, map { {
+            customer => $c, path => '/orders',
+            body     => cart(order_id => "same-$i", checkout_id => "sc-$i",
+                             lines => $LINES),
+        } } 1 .. $n);
+
+        $answers{ tally(sub { "$_[0]{status} "
+                              . ($_[0]{headers}{'x-order-status'} // '') },
+                        @res) }++;
+        push @bad, "$c: not $POINTS points in every answer"
+            if grep { ($_->{headers}{'x-points-earned'} // '') ne $POINTS }
+               @res;
+
+        my $acc = { @{ $r->cmd('HGETALL', "loyalty:{customer:$c}") } };
+        my @o = grep { /^o:/ } keys %$acc;
+        push @bad, "$c: " . scalar(@o) . " accruals, p $acc->{p}, n $acc->{n}"
+            unless @o == 1 && $acc->{p} == $POINTS && $acc->{n} == 1;
+    }
+
+    # the events go out after the answers
+    my $earned = sub {
+        my %e;
+        $e{ $_->{order} }++ for grep { $_->{type} eq 'points_earned' }
+            map { +{ @{ $_->[1] } } }
+            @{ $r->cmd('XRANGE', 'loyalty:{events}', '-', '+') };
+        return \%e;
+    };
+    eventually(sub { (grep { /^same-/ } keys %{ $earned->() }) >= $rounds });
+    my $e = $earned->();
+
+    is_deeply([ keys %answers ],
+              [ "201 recorded=1 201 replayed=" . ($n - 1) ],
+              "$rounds times $n confirmations of one order at once: one "
+              . 'recorded, the others replayed') or diag(explain \%answers);
+    is_deeply(\@bad, [], 'one accrual each, the points in every answer')
+        or diag(join "\n", @bad[0 .. min9($#bad)]);
+    is_deeply([ grep { $e->{"same-$_"} != 1 } 1 .. $rounds ], [],
+              'one points_earned event per order');
+    ledger_ok($r, 'after the confirmation races', history => 1);
+
+    return report('confirmation race', rounds => $rounds,
+                  confirmations => $rounds * $n,
+                  'double accruals' => scalar @bad,
+                  seconds => sprintf('%.1f', time - $start));
+}
+
+# An order returned whole while the worker credits it: whichever wins,
+# the points end at 0 and the ledger adds up.
+sub return_race {
+    my ($t, $rounds) = @_;
+
+    my $r = $t->redis;
+    my $start = time;
+    my $now = int(time) + 31 * $DAY;
+    my (%outcome, @bad);
+
+    for my $i (1 .. $rounds) {
+        my $c = "rr$i";
+
+        my $res = confirm($t, cart(order_id => "ro-$i", checkout_id => "rc-$i",
+                                   lines => $LINES), customer => $c);
+        push @bad, "$c: confirmation $res->{status}"
+            unless $res->{status} == 201;
+
+        my $pid = $t->spawn('race-worker', $t->worker_path, '--redis',
+                            '127.0.0.1:' . $t->redis_port, '--once',
+                            '--now', $now);
+
+        $res = $t->http(POST => "/loyalty/admin/orders/ro-$i/returns",
+            body => $JSON->encode({ return_id => "all-$i",
+                                    amount => '59.97' }),
+            headers => { 'Content-Type' => 'application/json',
+                         Authorization => "Bearer $TOKEN" });
+        waitpid $pid, 0;
+        push @bad, "$c: the worker exited $?" if $?;
+
+        $outcome{ ($res->{json}{state} // "status $res->{status}") }++;
+
+        my $acc = { @{ $r->cmd('HGETALL', "loyalty:{customer:$c}") } };
+        push @bad, "$c: available $acc->{a}, pending $acc->{p}"
+            if ($acc->{a} // 0) != 0 || ($acc->{p} // 0) != 0;
+    }
+
+    is_deeply(\@bad, [], "$rounds returns racing their credit: 0 available, "
+                         . '0 pending after each')
+        or diag(join "\n", @bad[0 .. min9($#bad)]);
+    is(sum0(values %outcome), $rounds, 'every return answered: '
+       . join ', ', map { "$_ $outcome{$_}" } sort keys %outcome);
+    ledger_ok($r, 'after the returns', history => 1);
+
+    return report('return race', rounds => $rounds,
+                  map({ ("returns $_" => $outcome{$_}) } keys %outcome),
+                  problems => scalar @bad,
+                  seconds => sprintf('%.1f', time - $start));
+}
+
+# --- a confirmation load beside a fault --------------------------------------
+
+# Forks a child that confirms $orders orders, $conc at a time, for
+# customers ld0 .. ld{$customers-1}; an answer other than 2xx is retried
+# with the same order (as a shop would) up to $tries times.  Its progress
+# (orders answered 2xx) and at the end its results go to files.
+sub start_load {
+    my ($t, %o) = @_;
+
+    my $orders = $o{orders};
+    my $conc = $o{conc} // 10;
+    my $customers = $o{customers} // 20;
+    my $tries = $o{tries} // 100;
+    my $prefix = $o{prefix} // 'ld';
+    my $dir = $t->dir;
+
+    unlink "$dir/load.progress", "$dir/load.json";
+
+    my $pid = fork // die "fork: $!";
+
+    if ($pid) {
+        return { pid => $pid, dir => $dir, orders => $orders,
+                 prefix => $prefix };
+    }
+
+    my (%done, %tries, %slowest);
+    my @todo = (1 .. $orders);
+    my $max_took = 0;
+
+    while (@todo) {
+        my @batch = splice @todo, 0, $conc;
+
+        my @res = eval {
+            send_all($t, map { {
+                customer => "$prefix" . ($_ % $customers), path => '/orders',
+                body     => cart(order_id => "$prefix-o$_",
+                                 checkout_id => "$prefix-c$_",
+                                 lines => $LINES),
+            } } @batch)
+        };
+
+        # nginx restarting: nothing connected
+        @res = map { { status => 0, headers => {}, took => 0 } } @batch
+            unless @res;
+
+        my $failed = 0;
+
+        for my $k (0 .. $#batch) {
+            my $i = $batch[$k];
+            my $res = $res[$k];
+            $tries{$i}++;
+            $max_took = $res->{took} if $res->{took} > $max_took;
+
+            if ($res->{status} >= 200 && $res->{status} < 300) {
+                $done{$i} = { status => $res->{status},
+                              order  => $res->{headers}{'x-order-status'},
+                              points => $res->{headers}{'x-points-earned'} };
+            } elsif ($tries{$i} < $tries) {
+                push @todo, $i;
+                $failed++;
+            } else {
+                $done{$i} = { status => $res->{status} };
+            }
+        }
+
+        open my $fh, '>', "$dir/load.progress.tmp" or die $!;
+        print $fh scalar(grep { $_->{status} >= 200 } values %done), "\n";
+        close $fh;
+        rename "$dir/load.progress.tmp", "$dir/load.progress";
+
+        sleep 0.05 if $failed;
+    }
+
+    open my $fh, '>', "$dir/load.json.tmp" or die $!;
+    print $fh $JSON->encode({ done => \%done, tries => \%tries,
+                              slowest => $max_took });
+    close $fh;
+    rename "$dir/load.json.tmp", "$dir/load.json";
+
+    POSIX::_exit(0);
+}
+
+sub load_progress {
+    my ($load) = @_;
+
+    open my $fh, '<', "$load->{dir}/load.progress" or return 0;
+    my $n = <$fh> // 0;
+    chomp $n;
+
+    return $n || 0;
+}
+
+# Waits for the load to finish (bounded); returns its results.
+sub wait_load {
+    my ($load, $patience) = @_;
+
+    my $deadline = time + ($patience // 120);
+
+    while (time < $deadline) {
+        last if waitpid($load->{pid}, WNOHANG) == $load->{pid};
+        sleep 0.05;
+    }
+
+    if (kill 0, $load->{pid}) {
+        kill 'KILL', $load->{pid};
+        waitpid $load->{pid}, 0;
+        fail('the load finished in time');
+        return { done => {}, tries => {} };
+    }
+
+    open my $fh, '<', "$load->{dir}/load.json" or die "no load results\n";
+    local $/;
+
+    return $JSON->decode(<$fh>);
+}
+
+sub spool_lines {
+    my ($t) = @_;
+
+    my @lines;
+
+    for my $f (glob $t->dir . '/spool/orders.*') {
+        open my $fh, '<', $f or next;
+        local $/;
+        push @lines, split /(?<=\n)/, <$fh> // '';
+    }
+
+    return @lines;
+}
+
+sub replay_spool {
+    my ($t) = @_;
+
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $t->dir . '/spool');
+    is($rc, 0, 'the worker replayed the spool') or diag($out);
+    is(scalar spool_lines($t), 0, 'the spool is empty');
+}
+
+# Every order the load saw confirmed (2xx) is credited exactly once, once
+# the worker has run past the return window: its accrual credited with its
+# points, the account's balance the sum of them, one points_credited event
+# for it; and the ledger adds up for every customer.
+sub credited_once {
+    my ($t, $load, $result, %o) = @_;
+
+    my $r = $t->redis;
+    my $now = int(time) + 31 * $DAY;
+    my $prefix = $load->{prefix};
+
+    for (1 .. 2) {
+        my ($rc, $out) = $t->run_worker('--once', '--now', $now);
+        is($rc, 0, 'the worker credited') or diag($out);
+    }
+
+    my @confirmed = sort { $a <=> $b }
+                    grep { $result->{done}{$_}{status} >= 200
+                           && $result->{done}{$_}{status} < 300 }
+                    keys %{ $result->{done} };
+
+    is(scalar @confirmed, $load->{orders},
+       "all $load->{orders} orders confirmed to the shop (retried when "
+       . 'nginx was not there)');
+
+    my (%mine, @bad);
+
+    for my $i (@confirmed) {
+        push @{ $mine{"$prefix" . ($i % ($o{customers} // 20))} }, $i;
+    }
+
+    my $all = accounts($r);
+
+    for my $c (sort keys %mine) {
+        my $acc = $all->{$c} // {};
+        my @orders = grep { /^o:/ } keys %$acc;
+
+        for my $i (@{ $mine{$c} }) {
+            my $o = $acc->{"o:$prefix-o$i"};
+            push @bad, "$c $prefix-o$i: " . ($o // 'no accrual')
+                unless defined $o && $o =~ /^C\|$POINTS\|/;
+        }
+
+        my $want = $POINTS * @{ $mine{$c} };
+        push @bad, "$c: available " . ($acc->{a} // 0) . ", want $want; "
+                   . scalar(@orders) . ' accruals for '
+                   . scalar(@{ $mine{$c} }) . ' orders'
+            unless ($acc->{a} // 0) == $want && ($acc->{p} // 0) == 0
+                   && @orders == @{ $mine{$c} };
+    }
+
+    my %credited;
+
+    for my $e (map { +{ @{ $_->[1] } } }
+               @{ $r->cmd('XRANGE', 'loyalty:{events}', '-', '+') }) {
+        next unless $e->{type} eq 'points_credited';
+        $credited{$_}++ for grep { /^\Q$prefix\E-o/ } split /,/, $e->{orders};
+    }
+
+    my @twice = grep { $_ != 1 } map { $credited{"$prefix-o$_"} // 0 }
+                @confirmed;
+
+    is_deeply(\@bad, [], 'every confirmed order credited exactly once, '
+                         . 'each account the sum of its orders')
+        or diag(join "\n", @bad[0 .. min9($#bad)]);
+    is(scalar @twice, 0, 'one points_credited event per order');
+    ledger_ok($r, undef, history => 1);
+
+    return scalar @bad + @twice;
+}
+
+1;
