@@ -28,7 +28,8 @@ use Loyalty::Test;
 our @EXPORT = qw(size chaos_shop send_all coupon_race points_race
                  confirm_race return_race start_load wait_load
                  load_progress replay_spool credited_once spool_lines
-                 eventually report);
+                 eventually report redis_kill_fault redis_pause_fault
+                 nginx_fault worker_kill_fault disk_full_fault);
 
 our $DAY = 86400;
 
@@ -616,4 +617,279 @@ sub credited_once {
     return scalar @bad + @twice;
 }
 
+# --- faults ----------------------------------------------------------------
+
+sub wait_progress {
+    my ($load, $n) = @_;
+
+    return eventually(sub { load_progress($load) >= $n
+                            || waitpid($load->{pid}, WNOHANG) != 0 }, 60);
+}
+
+sub answers {
+    my ($result) = @_;
+
+    return tally(sub { $_[0]{order} // "status $_[0]{status}" },
+                 values %{ $result->{done} });
+}
+
+# Redis killed (SIGKILL) $kills times during $orders confirmations and
+# started again on its data (appendfsync always): every confirmed order
+# credited once, after the spool's replay.  Needs a shop with
+# redis_args => [ '--appendonly', 'yes', '--appendfsync', 'always' ].
+sub redis_kill_fault {
+    my ($t, $orders, $kills) = @_;
+
+    my $start = time;
+    my $load = start_load($t, orders => $orders, prefix => 'kl');
+
+    for my $k (1 .. $kills) {
+        wait_progress($load, int($orders * $k / ($kills + 1)));
+        $t->kill_redis;
+        sleep 0.2;
+        $t->start_redis;
+    }
+
+    my $result = wait_load($load);
+    my $took = time - $start;
+
+    ok($t->wait_ready(10), 'nginx has Redis back');
+    replay_spool($t);
+    my $bad = credited_once($t, $load, $result);
+
+    return report('redis kill -9', orders => $orders, kills => $kills,
+                  answers => answers($result), problems => $bad,
+                  'slowest answer' => sprintf('%.3fs', $result->{slowest}),
+                  seconds => sprintf('%.1f', $took));
+}
+
+sub stopped {
+    my ($pid) = @_;
+
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh> // '';
+
+    return $stat =~ /^\d+ \(.*\) T /;
+}
+
+# Redis paused (SIGSTOP) $cycles times; each time $n checkouts with a
+# coupon and points and $n confirmations at once, all answered while Redis
+# is still stopped: checkouts go on to the shop unverified, confirmations
+# succeed, spooled.  After SIGCONT the coupon is valid again, and every
+# order is credited once after the replay.
+sub redis_pause_fault {
+    my ($t, $cycles, $n) = @_;
+
+    my $r = $t->redis;
+    my $start = time;
+    my ($slowest, $i, @bad, %answers, %result) = (0, 0);
+
+    create_coupon($t, code => 'PAUSE', type => 'percent', value => '10');
+
+    for my $cycle (1 .. $cycles) {
+        $t->pause_redis;
+
+        my @q = map { {
+            customer => "ps$cycle", body => cart(coupon => 'PAUSE',
+                points => 100, checkout_id => "pc$cycle-$_", lines => $LINES),
+        } } 1 .. $n;
+        my @o = map { my $k = ++$i; +{
+            customer => 'pz' . ($k % 20), path => '/orders',
+            body => cart(order_id => "pz-o$k", checkout_id => "pz-c$k",
+                         lines => $LINES),
+        } } 1 .. $n;
+
+        my @res = send_all($t, @q, @o);
+
+        push @bad, "cycle $cycle: Redis woke before the answers came"
+            unless stopped($t->{redis_pid});
+
+        $t->resume_redis;
+
+        for my $k (0 .. $#res) {
+            my $res = $res[$k];
+            $slowest = $res->{took} if $res->{took} > $slowest;
+
+            if ($k < $n) {
+                $answers{ "checkout $res->{status} coupon "
+                          . ($res->{json}{coupon_status} // '-')
+                          . ' points ' . ($res->{json}{points_status}
+                                          // '-') }++;
+            } else {
+                my $id = $i - $n + ($k - $n) + 1;
+                $answers{ "order $res->{status} "
+                          . ($res->{headers}{'x-order-status'} // '-') }++;
+                $result{done}{$id} = { status => $res->{status} };
+            }
+        }
+
+        ok($t->wait_ready(10), "cycle $cycle: Redis answers again");
+
+        my $res = checkout($t, cart(coupon => 'PAUSE', lines => $LINES,
+                                    checkout_id => "after-$cycle"),
+                           customer => "ps$cycle");
+        push @bad, "cycle $cycle: after SIGCONT the coupon is "
+                   . ($res->{json}{coupon_status} // "status $res->{status}")
+            unless ($res->{json}{coupon_status} // '') eq 'valid';
+    }
+
+    my $n2 = $cycles * $n;
+    is_deeply(\%answers, { "checkout 200 coupon unverified points unverified"
+                           => $n2, 'order 201 spooled' => $n2 },
+              "$cycles pauses: $n2 checkouts went on unverified, $n2 "
+              . 'orders confirmed and spooled, all while Redis was stopped')
+        or diag(explain \%answers);
+    is_deeply(\@bad, [], 'answered before SIGCONT; the coupon valid after')
+        or diag(join "\n", @bad);
+
+    replay_spool($t);
+    my $problems = credited_once($t, { prefix => 'pz', orders => $n2 },
+                                 \%result);
+
+    return report('redis SIGSTOP', pauses => $cycles,
+                  'requests per pause' => 2 * $n, problems => $problems,
+                  'slowest answer' => sprintf('%.3fs', $slowest),
+                  seconds => sprintf('%.1f', time - $start));
+}
+
+# nginx reloaded (SIGHUP) $reloads times and restarted $restarts times
+# during $orders confirmations; what got no answer is sent again.
+sub nginx_fault {
+    my ($t, $orders, $reloads, $restarts) = @_;
+
+    my $start = time;
+    my $load = start_load($t, orders => $orders, prefix => 'ng');
+    my $steps = $reloads + $restarts;
+
+    for my $k (1 .. $steps) {
+        wait_progress($load, int($orders * $k / ($steps + 1)));
+
+        if ($k <= $reloads) {
+            $t->reload_nginx;
+        } else {
+            $t->restart_nginx;
+        }
+    }
+
+    my $result = wait_load($load);
+    my $took = time - $start;
+    my $retried = grep { $_ > 1 } values %{ $result->{tries} };
+
+    my $bad = credited_once($t, $load, $result);
+
+    return report('nginx reload and restart', orders => $orders,
+                  reloads => $reloads, restarts => $restarts,
+                  'orders sent again' => $retried,
+                  answers => answers($result), problems => $bad,
+                  seconds => sprintf('%.1f', $took));
+}
+
+# $orders confirmed, then loyalty-worker killed (SIGKILL) $kills times
+# while crediting them, then a worker to the end: each credited once.
+sub worker_kill_fault {
+    my ($t, $orders, $kills) = @_;
+
+    my $r = $t->redis;
+    my $load = start_load($t, orders => $orders, prefix => 'wk',
+                          customers => $orders);
+    my $result = wait_load($load);
+    my $now = int(time) + 31 * $DAY;
+    my $start = time;
+    my @left;
+
+    # every points_earned is in; what comes now is points_credited
+    eventually(sub { $r->cmd('XLEN', 'loyalty:{events}') >= $orders });
+    my $earned = $r->cmd('XLEN', 'loyalty:{events}');
+    my $credited = sub { $r->cmd('XLEN', 'loyalty:{events}') - $earned };
+
+    for my $k (1 .. $kills) {
+        my $before = $credited->();
+        # slow enough to be caught half way
+        my $pid = $t->start_worker('--now', $now, '--batch', 5,
+                                   '--interval', 20, '--lease', 300);
+
+        # killed as soon as it has credited something
+        my $deadline = time + 30;
+        sleep 0.001 until $credited->() > $before || time > $deadline;
+        $t->kill_worker($pid);
+        push @left, $orders - $credited->();
+
+        # its leases lapse
+        eventually(sub { !@{ $r->cmd('KEYS', 'loyalty:{due:*}:lease') } }, 5);
+    }
+
+    ok((grep { $_ > 0 } @left), "killed half way: @left of $orders left "
+                                . 'after each kill');
+
+    my $bad = credited_once($t, $load, $result, customers => $orders);
+
+    return report('worker kill -9', orders => $orders, kills => $kills,
+                  'left after each kill' => "@left", problems => $bad,
+                  seconds => sprintf('%.1f', time - $start));
+}
+
+my @MOUNTS;
+
+END { system('umount', '-l', $_) for @MOUNTS }
+
+# The spool on a 16 KB tmpfs and Redis down: $orders confirmations all
+# succeed; what does not fit is logged at crit with the record itself;
+# replayed by hand with the spool, every order is credited once.
+sub disk_full_fault {
+    my ($t, $orders) = @_;
+
+    my $spool = $t->dir . '/spool';
+
+    if ($> != 0 || system("mount -t tmpfs -o size=16k,mode=0777 tmpfs "
+                          . "$spool 2>/dev/null") != 0)
+    {
+        return 'skip';
+    }
+
+    push @MOUNTS, $spool;
+
+    $t->{expected_log} = qr/could not be spooled; replay this line by hand|write\(\) to ".*" failed/;
+    $t->log_mark;
+    $t->stop_redis;
+
+    my $load = start_load($t, orders => $orders, prefix => 'df',
+                          tries => 1);
+    my $result = wait_load($load);
+
+    my %answers;
+    $answers{ "$_->{status} " . ($_->{order} // '-') }++
+        for values %{ $result->{done} };
+    is_deeply(\%answers, { '201 spooled' => $orders },
+              "all $orders orders succeed, spooled") or diag(explain \%answers);
+
+    my $log = $t->log_since_mark;
+    my @hand = $log =~ /\[crit\].*could not be spooled; replay this line by hand: (\{.*\})/g;
+    my @kept = spool_lines($t);
+
+    ok(@hand > 0, scalar(@hand) . ' records did not fit; each logged at '
+                  . 'crit with the record');
+    is(@hand + @kept, $orders, scalar(@kept) . ' in the spool, '
+                               . scalar(@hand) . ' in the log: all of them');
+
+    $t->start_redis;
+    ok($t->wait_ready(10), 'Redis is back');
+    replay_spool($t);
+
+    # the replay by hand: the logged lines into the spool, replayed
+    open my $fh, '>', "$spool/orders.byhand.log" or die $!;
+    print $fh map { "$_\n" } @hand;
+    close $fh;
+    replay_spool($t);
+
+    my $bad = credited_once($t, $load, $result);
+
+    system('umount', $spool) == 0 or diag("umount $spool failed");
+    @MOUNTS = grep { $_ ne $spool } @MOUNTS;
+
+    return report('spool disk full', orders => $orders,
+                  'spooled' => scalar @kept, 'logged at crit' => scalar @hand,
+                  problems => $bad);
+}
+
 1;
+
