@@ -29,7 +29,8 @@ our @EXPORT = qw(size chaos_shop send_all coupon_race points_race
                  confirm_race return_race start_load wait_load
                  load_progress replay_spool credited_once spool_lines
                  eventually report redis_kill_fault redis_pause_fault
-                 nginx_fault worker_kill_fault disk_full_fault);
+                 nginx_fault worker_kill_fault disk_full_fault
+                 start_proxy reset_fault);
 
 our $DAY = 86400;
 
@@ -889,6 +890,109 @@ sub disk_full_fault {
     return report('spool disk full', orders => $orders,
                   'spooled' => scalar @kept, 'logged at crit' => scalar @hand,
                   problems => $bad);
+}
+
+# --- connections reset ---------------------------------------------------------
+
+# A relay between nginx and Redis that resets (RST) every connection it
+# carries on SIGUSR1; new connections are relayed again.  Returns its pid
+# and port.
+sub start_proxy {
+    my ($t) = @_;
+
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                       Listen => 128, ReuseAddr => 1)
+        or die "proxy: $!";
+    my $port = $listen->sockport;
+    my $redis = '127.0.0.1:' . $t->redis_port;
+
+    my $pid = fork // die "fork: $!";
+
+    if ($pid) {
+        close $listen;
+        return { pid => $pid, port => $port };
+    }
+
+    my $reset = 0;
+    local $SIG{USR1} = sub { $reset = 1 };
+    local $SIG{TERM} = sub { POSIX::_exit(0) };
+
+    my $sel = IO::Select->new($listen);
+    my %peer;
+
+    my $close = sub {
+        my ($s, $rst) = @_;
+        setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_LINGER(),
+                   pack('ii', 1, 0)) if $rst;
+        $sel->remove($s);
+        delete $peer{ fileno $s };
+        close $s;
+    };
+
+    while (1) {
+        if ($reset) {
+            $close->($_->[0], 1) for values %peer;
+            $reset = 0;
+        }
+
+        for my $s ($sel->can_read(0.05)) {
+            if ($s == $listen) {
+                my $c = $listen->accept or next;
+                my $u = IO::Socket::INET->new(PeerAddr => $redis)
+                    or do { close $c; next };
+                $peer{ fileno $c } = [ $c, $u ];
+                $peer{ fileno $u } = [ $u, $c ];
+                $sel->add($c, $u);
+                next;
+            }
+
+            my $pair = $peer{ fileno $s } or next;
+            my $n = sysread $s, my $buf, 65536;
+
+            if (!$n) {
+                $close->($_, 0) for @$pair;
+                next;
+            }
+
+            syswrite $pair->[1], $buf;
+        }
+    }
+}
+
+# The connection between nginx and Redis reset $resets times during
+# $orders confirmations: what was in flight is spooled, nginx connects
+# again, every order is credited once.
+sub reset_fault {
+    my ($t, $orders, $resets) = @_;
+
+    my $proxy = start_proxy($t);
+    $t->{redis_address} = "127.0.0.1:$proxy->{port}";
+    $t->restart_nginx;
+
+    my $start = time;
+    my $load = start_load($t, orders => $orders, prefix => 'rs');
+
+    for my $k (1 .. $resets) {
+        wait_progress($load, int($orders * $k / ($resets + 1)));
+        kill 'USR1', $proxy->{pid};
+    }
+
+    my $result = wait_load($load);
+    my $took = time - $start;
+
+    ok($t->wait_ready(10), 'nginx has Redis back');
+    like($t->error_log, qr/\[error\].*loyalty: redis \S+ unavailable: /,
+         'the lost connection is logged at error');
+
+    replay_spool($t);
+    my $bad = credited_once($t, $load, $result);
+
+    Loyalty::Test::reap($proxy->{pid}, 'TERM');
+
+    return report('connection reset', orders => $orders, resets => $resets,
+                  answers => answers($result), problems => $bad,
+                  'slowest answer' => sprintf('%.3fs', $result->{slowest}),
+                  seconds => sprintf('%.1f', $took));
 }
 
 1;
