@@ -57,6 +57,8 @@ sub outage {
                 customer => $p . ($_ % 20))
     } 1 .. 3;
     my $h = health($t);
+    my $admin = $t->http(GET => "/loyalty/admin/customers/$p-c",
+                         headers => { Authorization => "Bearer $TOKEN" });
 
     is_deeply([ map { "$_->{status} $_->{json}{coupon_status} "
                       . $_->{json}{points_status} } @co ],
@@ -64,6 +66,8 @@ sub outage {
               'checkouts reach the shop: coupon and points unverified');
     is_deeply([ map { "$_->{status} $_->{headers}{'x-order-status'}" } @or ],
               [ ('201 spooled') x 3 ], 'orders confirmed, spooled');
+    is("$admin->{status} " . ($admin->{json}{error} // ''),
+       '503 redis_unavailable', 'the admin API: 503 redis_unavailable');
     is($h->{status}, 503, 'health: 503');
     like($h->{json}{redis}{last_error} // '', qr/^$code /,
          "with Redis's reason: $code ...");

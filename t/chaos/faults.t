@@ -2,7 +2,8 @@
 # the loops): Redis killed 10 times during 5,000 confirmations, paused 20
 # times under checkouts and confirmations, nginx reloaded 5 times and
 # restarted 3 times during 5,000 confirmations, loyalty-worker killed 10
-# times while crediting 5,000 orders, the spool's disk full.  After each,
+# times while crediting 5,000 orders, the connection to Redis reset 20
+# times during 5,000 confirmations, the spool's disk full.  After each,
 # every order the shop confirmed is credited exactly once and the ledger
 # adds up for every customer.
 
@@ -40,6 +41,13 @@ subtest 'loyalty-worker killed (SIGKILL) 10 times while crediting 5,000 '
         . 'orders' => sub {
     my $t = chaos_shop(workers => 2);
     worker_kill_fault($t, 5000, size(10));
+    $t->stop;
+};
+
+subtest 'the connection to Redis reset 20 times during 5,000 '
+        . 'confirmations' => sub {
+    my $t = chaos_shop(workers => 2);
+    reset_fault($t, 5000, size(20));
     $t->stop;
 };
 

@@ -381,6 +381,10 @@ sub return_race {
                             '127.0.0.1:' . $t->redis_port, '--once',
                             '--now', $now);
 
+        # the worker takes a few milliseconds to start: a random head
+        # start lets either win
+        sleep rand 0.015;
+
         $res = $t->http(POST => "/loyalty/admin/orders/ro-$i/returns",
             body => $JSON->encode({ return_id => "all-$i",
                                     amount => '59.97' }),
@@ -649,6 +653,9 @@ sub redis_kill_fault {
         $t->kill_redis;
         sleep 0.2;
         $t->start_redis;
+
+        # the next kill once nginx has Redis again
+        $t->wait_ready(10);
     }
 
     my $result = wait_load($load);
@@ -809,9 +816,10 @@ sub worker_kill_fault {
         my $pid = $t->start_worker('--now', $now, '--batch', 5,
                                    '--interval', 20, '--lease', 300);
 
-        # killed as soon as it has credited something
+        # killed once it has credited something, at a random point
+        my $some = $before + 1 + int rand 100;
         my $deadline = time + 30;
-        sleep 0.001 until $credited->() > $before || time > $deadline;
+        sleep 0.001 until $credited->() >= $some || time > $deadline;
         $t->kill_worker($pid);
         push @left, $orders - $credited->();
 
@@ -876,11 +884,16 @@ sub disk_full_fault {
     ok($t->wait_ready(10), 'Redis is back');
     replay_spool($t);
 
-    # the replay by hand: the logged lines into the spool, replayed
-    open my $fh, '>', "$spool/orders.byhand.log" or die $!;
+    # the replay by hand: the logged lines, in a spool file of their own
+    # (elsewhere: the spool's disk is still small), given to the worker
+    my $byhand = $t->dir . '/byhand';
+    mkdir $byhand;
+    open my $fh, '>', "$byhand/orders.byhand.log" or die $!;
     print $fh map { "$_\n" } @hand;
-    close $fh;
-    replay_spool($t);
+    close $fh or die "$byhand: $!";
+
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $byhand);
+    is($rc, 0, 'the worker replayed the logged records') or diag($out);
 
     my $bad = credited_once($t, $load, $result);
 
