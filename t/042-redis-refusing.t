@@ -72,6 +72,13 @@ sub outage {
     like($h->{json}{redis}{last_error} // '', qr/^$code /,
          "with Redis's reason: $code ...");
 
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $t->dir . '/spool',
+                                    '--timeout', 500);
+    is($rc, 1, 'loyalty-worker --once: the pass fails');
+    like($out, qr/\[error\].*$code/, "logged at error with $code")
+        or diag($out);
+    is(scalar spool_lines($t), 3, 'the spooled orders wait');
+
     $end->();
 
     ok($t->wait_ready(10), 'nginx reconnects by itself');
