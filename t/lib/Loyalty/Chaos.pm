@@ -162,6 +162,23 @@ sub report {
 
 # --- races -----------------------------------------------------------------
 
+# An admin POST; a 503 (a missed deadline) is sent again, as the API asks.
+sub admin_post {
+    my ($t, $path, $body) = @_;
+
+    my $res;
+
+    for (1 .. 20) {
+        $res = $t->http(POST => $path, body => $JSON->encode($body),
+                        headers => { 'Content-Type' => 'application/json',
+                                     Authorization => "Bearer $TOKEN" });
+        last if $res->{status} != 503;
+        sleep 0.05;
+    }
+
+    return $res;
+}
+
 # Replays whatever a missed deadline spooled (a loaded machine).
 sub replay_quietly {
     my ($t) = @_;
@@ -273,11 +290,9 @@ sub points_race {
     for my $b (1 .. $bursts) {
         my $c = "pr$b";
 
-        my $res = $t->http(POST => "/loyalty/admin/customers/$c/adjustments",
-            body => $JSON->encode({ id => "g$b", points => 1000,
-                                    reason => 'race', actor => 'chaos' }),
-            headers => { 'Content-Type' => 'application/json',
-                         Authorization => "Bearer $TOKEN" });
+        my $res = admin_post($t, "/loyalty/admin/customers/$c/adjustments",
+                             { id => "g$b", points => 1000,
+                               reason => 'race', actor => 'chaos' });
         push @bad, "$c: grant answered $res->{status}"
             unless $res->{status} == 201;
 
@@ -436,16 +451,8 @@ sub return_race {
         # start lets either win
         sleep rand 0.015;
 
-        # a 503 (a missed deadline) is sent again, as the API asks
-        for (1 .. 20) {
-            $res = $t->http(POST => "/loyalty/admin/orders/ro-$i/returns",
-                body => $JSON->encode({ return_id => "all-$i",
-                                        amount => '59.97' }),
-                headers => { 'Content-Type' => 'application/json',
-                             Authorization => "Bearer $TOKEN" });
-            last if $res->{status} != 503;
-            sleep 0.05;
-        }
+        $res = admin_post($t, "/loyalty/admin/orders/ro-$i/returns",
+                          { return_id => "all-$i", amount => '59.97' });
         waitpid $pid, 0;
         push @bad, "$c: the worker exited $?" if $?;
 
