@@ -930,7 +930,8 @@ sub disk_full_fault {
 
     push @MOUNTS, $spool;
 
-    $t->{expected_log} = qr/could not be spooled; replay this line by hand|write\(\) to ".*" failed/;
+    my $hand = 'could not be spooled; replay this line by hand';
+    $t->{expected_log} = qr/\Q$hand\E|write\(\) to ".*" failed/;
     $t->log_mark;
     $t->stop_redis;
 
@@ -945,7 +946,7 @@ sub disk_full_fault {
               "all $orders orders succeed, spooled") or diag(explain \%answers);
 
     my $log = $t->log_since_mark;
-    my @hand = $log =~ /\[crit\].*could not be spooled; replay this line by hand: (\{.*\})/g;
+    my @hand = $log =~ /\[crit\].*\Q$hand\E: (\{.*\})/g;
     my @kept = spool_lines($t);
 
     ok(@hand > 0, scalar(@hand) . ' records did not fit; each logged at '
@@ -979,7 +980,7 @@ sub disk_full_fault {
                   problems => $bad);
 }
 
-# --- connections reset ---------------------------------------------------------
+# --- connections reset -----------------------------------------------------
 
 # A relay between nginx and Redis that resets (RST) every connection it
 # carries on SIGUSR1; new connections are relayed again.  Returns its pid
