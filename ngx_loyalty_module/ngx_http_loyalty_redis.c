@@ -595,8 +595,10 @@ ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     if (refusing) {
-        /* the commands behind it would get the same answer: reconnect
-         * with backoff until Redis serves again */
+        /*
+         * the commands behind it would get the same answer: reconnect with
+         * backoff until Redis serves again
+         */
         ngx_http_loyalty_redis_drop();
     }
 }

@@ -678,7 +678,7 @@ sub credited_once {
     }
 
     my $again = grep { $_ > 1 } values %seen;
-    diag("$again points_credited events sent again (same id)") if $again;
+    note("$again points_credited events sent again (same id)") if $again;
 
     my @twice = grep { $_ != 1 } map { $credited{"$prefix-o$_"} // 0 }
                 @confirmed;
