@@ -123,8 +123,9 @@ valgrind: all
 	LOYALTY_BUILD=$(BUILD) LOYALTY_VALGRIND=1 prove t/
 
 # Races and faults at full size, one file at a time (they load the machine
-# on their own); CHAOS_ROUNDS=N shortens every loop to N, CHAOS_REPORT=FILE
-# appends the measured figures to FILE.  See docs/reliability.md.
+# on their own); CHAOS_ROUNDS=N cuts every loop of bursts or faults to N,
+# CHAOS_REPORT=FILE appends the measured figures to FILE.  See
+# docs/reliability.md.
 chaos: all
 	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	LOYALTY_BUILD=$(BUILD) LOYALTY_SANITIZE=$(SANITIZE) prove -v t/chaos/
