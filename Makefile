@@ -5,6 +5,7 @@
 #   make run        redis-server + nginx + worker on loopback, Ctrl-C stops all
 #   make test SANITIZE=1   the same suite with the module built under ASan/UBSan
 #   make valgrind   the same suite with nginx and the worker under memcheck
+#   make chaos      races and faults at full size (minutes; CHAOS_ROUNDS=N)
 
 NGINX_SRC ?= /usr/share/nginx/src
 SANITIZE  ?=
@@ -44,7 +45,7 @@ WORKER_SRCS := $(wildcard worker/*.c)
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps module worker unit test valgrind run bench-worker clean
+.PHONY: all deps module worker unit test valgrind chaos run bench-worker clean
 
 all: module worker
 
@@ -120,6 +121,14 @@ valgrind: all
 	@sh tools/deps.sh valgrind
 	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	LOYALTY_BUILD=$(BUILD) LOYALTY_VALGRIND=1 prove t/
+
+# Races and faults at full size, one file at a time (they load the machine
+# on their own); CHAOS_ROUNDS=N cuts every loop of bursts or faults to N,
+# CHAOS_REPORT=FILE appends the measured figures to FILE.  See
+# docs/reliability.md.
+chaos: all
+	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	LOYALTY_BUILD=$(BUILD) LOYALTY_SANITIZE=$(SANITIZE) prove -v t/chaos/
 
 run: all
 	LOYALTY_BUILD=$(BUILD) sh tools/run.sh

@@ -82,6 +82,7 @@ static void ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static ngx_int_t ngx_http_loyalty_redis_retry(redisAsyncContext *ac,
     ngx_http_loyalty_redis_cmd_t *cmd, redisReply *reply);
+static ngx_int_t ngx_http_loyalty_redis_refusing(const redisReply *reply);
 static void ngx_http_loyalty_redis_deadline(ngx_event_t *ev);
 static void ngx_http_loyalty_redis_drop(void);
 static void ngx_http_loyalty_redis_lost(const redisAsyncContext *ac);
@@ -550,13 +551,14 @@ static void
 ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     void                               *data;
-    ngx_uint_t                          status;
+    ngx_uint_t                          status, refusing;
     redisReply                         *reply = r;
     ngx_http_loyalty_redis_t           *rd = &ngx_http_loyalty_redis;
     ngx_http_loyalty_redis_cmd_t       *cmd = privdata;
     ngx_http_loyalty_redis_handler_pt   handler;
 
     rd->in_flight--;
+    refusing = 0;
 
     if (reply == NULL) {
         /* the context is being freed: by an error, or by us */
@@ -583,6 +585,18 @@ ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
                                          + NGX_HTTP_LOYALTY_REDIS_ERR_REPLY,
                                          1);
         }
+
+        if (ngx_http_loyalty_redis_refusing(reply)) {
+            /*
+             * Redis answers but cannot serve (a replica, a data set still
+             * loading, a script that will not end): for the requests it is
+             * down, as if the connection were lost
+             */
+            ngx_http_loyalty_redis_fail("%*s", (int) reply->len, reply->str);
+            status = NGX_HTTP_LOYALTY_REDIS_FAILED;
+            reply = NULL;
+            refusing = 1;
+        }
     }
 
     if (cmd->deadline.timer_set) {
@@ -598,6 +612,55 @@ ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     if (handler != NULL && !rd->exiting) {
         handler(data, status, reply);
     }
+
+    if (refusing) {
+        /*
+         * the commands behind it would get the same answer: reconnect with
+         * backoff until Redis serves again
+         */
+        ngx_http_loyalty_redis_drop();
+    }
+}
+
+
+/*
+ * The error replies that say Redis as a whole cannot serve now, rather
+ * than that this command was wrong: LOADING, BUSY, READONLY (a replica),
+ * MASTERDOWN, MISCONF (writes refused after a failed save) and OOM
+ * (maxmemory reached).  The code is the reply's first word.
+ */
+
+static ngx_int_t
+ngx_http_loyalty_redis_refusing(const redisReply *reply)
+{
+    size_t             len;
+    ngx_uint_t         i;
+    static ngx_str_t   codes[] = {
+        ngx_string("LOADING"),
+        ngx_string("BUSY"),
+        ngx_string("READONLY"),
+        ngx_string("MASTERDOWN"),
+        ngx_string("MISCONF"),
+        ngx_string("OOM"),
+    };
+
+    if (reply->type != REDIS_REPLY_ERROR) {
+        return 0;
+    }
+
+    for (len = 0; len < reply->len && reply->str[len] != ' '; len++) {
+        /* void */
+    }
+
+    for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (len == codes[i].len
+            && ngx_strncmp(reply->str, codes[i].data, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -792,15 +792,25 @@ subtest 'an invalid batch is 400 invalid_field, and nothing is written'
 subtest 'a batch of 10000 codes: all created, all different' => sub {
     fresh();
 
-    my $res = $t->http(POST => '/loyalty/admin/coupon-batches',
-        body => $JSON->encode({ batch => 'big', count => 10000,
-                                prefix => 'BIG-', coupon => $TEMPLATE }),
-        headers => { Authorization => "Bearer $TOKEN",
-                     'Content-Type' => 'application/json' },
-        timeout => 60);
+    # on a loaded machine the one big write may miss its deadline (503):
+    # sent again, as the API asks, it completes (200 when Redis finished
+    # the first one late)
+    my ($res, $tries) = (undef, 0);
 
-    is($res->{status}, 201, '201 Created')
-        or diag(substr $res->{body}, 0, 500);
+    while ($tries++ < 10) {
+        $res = $t->http(POST => '/loyalty/admin/coupon-batches',
+            body => $JSON->encode({ batch => 'big', count => 10000,
+                                    prefix => 'BIG-', coupon => $TEMPLATE }),
+            headers => { Authorization => "Bearer $TOKEN",
+                         'Content-Type' => 'application/json' },
+            timeout => 60);
+        last if $res->{status} != 503;
+        $t->wait_ready(10);
+    }
+
+    ok($res->{status} == 201 || ($tries > 1 && $res->{status} == 200),
+       '201 Created (or 200 for a retry)')
+        or diag("$res->{status} " . substr $res->{body}, 0, 500);
 
     my @codes = @{ $res->{json}{codes} || [] };
     is($res->{json}{count}, 10000, 'count 10000');

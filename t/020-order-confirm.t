@@ -801,6 +801,23 @@ subtest 'the answer passes through untouched, small or of 200 KB' => sub {
        'two accruals');
 };
 
+subtest 'an order redeeming points the account no longer has is recorded, '
+        . 'redeeming none' => sub {
+    fresh();
+
+    my $res = confirm($t, order('o-none', points => 500),
+                      customer => 'none-1');
+    is_deeply(verdict($res), { status => 201, id => 'o-none',
+                               order => 'recorded', earned => 549,
+                               pending => 549 },
+              'recorded, not spooled; earning on 59.97 less the 5.00 the '
+              . 'points were to pay')
+        or diag($t->error_log =~ /(loyalty: .*)/g);
+    is((split /\|/, account('none-1')->{'o:o-none'})[6], 0,
+       'it redeemed nothing');
+    is(account('none-1')->{a} // 0, 0, 'nothing available, never below 0');
+};
+
 subtest 'with Redis up, nothing goes to the spool' => sub {
     is_deeply([ glob $t->dir . '/spool/*' ], [], 'the spool is empty');
 };

@@ -303,6 +303,28 @@ subtest 'bad returns are refused and change nothing' => sub {
     ledger_ok($r, undef, history => 1);
 };
 
+subtest 'an order that earned nothing, returned in part or whole: nothing '
+        . 'to remove, the return recorded' => sub {
+    my $res = confirm($t, cart(order_id => 'zero-o1', checkout_id => 'c-z',
+                               lines => lines('0.05', 1)),
+                      customer => 'zero-1');
+    is($res->{headers}{'x-points-earned'}, 0, '0.05 earns 0 points');
+
+    $res = ret('zero-o1', { return_id => 'half', amount => '0.02' });
+    is($res->{status}, 201, 'a part: 201') or diag($res->{body});
+    is_deeply(subset($res->{json}, qw(state points_removed pending)),
+              { state => 'pending', points_removed => 0, pending => 0 },
+              'nothing removed');
+
+    run($t0 + 31 * $DAY);
+    $res = ret('zero-o1', { return_id => 'rest', amount => '0.03' });
+    is($res->{status}, 201, 'the rest, once credited: 201')
+        or diag($res->{body});
+    is($res->{json}{points_removed}, 0, 'nothing removed');
+
+    ledger_ok($r, undef, history => 1);
+};
+
 $t->stop;
 
 done_testing;

@@ -138,7 +138,10 @@ if redeem > 0 then
     end
     redeemed = redeem - need
     redis.call('HSET', account, 'L', table.concat(kept, ','))
-    redis.call('HINCRBY', account, 'a', -redeemed)
+    -- never -0: Lua writes it "-0", which HINCRBY refuses as not an integer
+    if redeemed > 0 then
+        redis.call('HINCRBY', account, 'a', -redeemed)
+    end
 end
 
 local n = redis.call('HINCRBY', account, 'n', 1)

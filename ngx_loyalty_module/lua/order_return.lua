@@ -127,7 +127,10 @@ if counted > 0 then
 
     if f[1] == 'P' then
         pending_change = -removed
-        redis.call('HINCRBY', account, 'p', -removed)
+        -- never -0 (an order that earned nothing): HINCRBY refuses "-0"
+        if removed > 0 then
+            redis.call('HINCRBY', account, 'p', -removed)
+        end
         if returned >= basis then
             f[1] = 'V'
         end
@@ -142,7 +145,9 @@ if counted > 0 then
         end
         shortfall = need
         a = a - (removed - shortfall)
-        redis.call('HINCRBY', account, 'lt', -removed)
+        if removed > 0 then
+            redis.call('HINCRBY', account, 'lt', -removed)
+        end
         if shortfall > 0 then
             redis.call('HINCRBY', account, 'sf', shortfall)
         end

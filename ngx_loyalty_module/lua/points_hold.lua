@@ -25,7 +25,10 @@ local now, expires, mode = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
     local v = tonumber(redis.call('HGET', holdv, id)) or 0
-    redis.call('HINCRBY', account, 'h', -v)
+    if v > 0 then
+        -- never -0, which HINCRBY refuses
+        redis.call('HINCRBY', account, 'h', -v)
+    end
     redis.call('HDEL', holdv, id)
     redis.call('ZREM', holds, id)
 end

@@ -18,6 +18,9 @@ end
 
 redis.call('HDEL', holdv, checkout)
 redis.call('ZREM', holds, checkout)
-redis.call('HINCRBY', account, 'h', -v)
+if v > 0 then
+    -- never -0, which HINCRBY refuses
+    redis.call('HINCRBY', account, 'h', -v)
+end
 
 return v

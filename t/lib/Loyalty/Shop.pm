@@ -102,12 +102,14 @@ LOC
 # A started shop: %opt takes http (extra http-level directives), checkout
 # (extra directives in the checkout location), confirm (adds the /orders
 # confirmation location with these extra directives, and its spool in
-# $dir/spool), config (more locations), workers.
+# $dir/spool), config (more locations), workers, redis_args (more
+# redis-server options).
 sub shop {
     my (%opt) = @_;
 
     my $t = Loyalty::Test->new(
         workers     => $opt{workers} // 1,
+        $opt{redis_args} ? (redis_args => $opt{redis_args}) : (),
         http_config => "    loyalty_currency EUR;\n"
                        . "    loyalty_point_value 1.00 per 100;\n"
                        . ($opt{http} // ''),
