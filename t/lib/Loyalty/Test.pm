@@ -456,6 +456,10 @@ CONF
     close $fh;
 
     my %env = $self->sanitizer_env;
+
+    # `nginx -t` exits with the configuration's pools alive by design
+    # (nothing frees a cycle that is only tested): not leaks to report
+    $env{ASAN_OPTIONS} =~ s/detect_leaks=1/detect_leaks=0/ if %env;
     local @ENV{ keys %env } = values %env;
 
     my $out = `nginx -t -p $dir -c $dir/nginx-t.conf -e $dir/nginx-t.log 2>&1`;
