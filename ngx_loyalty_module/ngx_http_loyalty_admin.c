@@ -23,8 +23,6 @@ static void ngx_http_loyalty_admin_body(ngx_http_request_t *r);
 static void ngx_http_loyalty_admin_reply(void *data, ngx_uint_t status,
     redisReply *reply);
 static void ngx_http_loyalty_admin_cleanup(void *data);
-static ngx_int_t ngx_http_loyalty_admin_allow(ngx_http_request_t *r,
-    ngx_uint_t methods);
 
 
 static ngx_http_loyalty_admin_route_t  *ngx_http_loyalty_admin_routes[] = {
@@ -89,14 +87,7 @@ ngx_http_loyalty_admin_handler(ngx_http_request_t *r)
         }
 
         if (allowed) {
-            if (ngx_http_loyalty_admin_allow(r, allowed) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_loyalty_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                               "method_not_allowed",
-                                               "%V is not allowed here",
-                                               &r->method_name);
+            return ngx_http_loyalty_send_not_allowed(r, allowed);
         }
 
         return ngx_http_loyalty_send_error(r, NGX_HTTP_NOT_FOUND,
@@ -271,49 +262,6 @@ ngx_http_loyalty_admin_route(ngx_http_request_t *r,
     }
 
     return NULL;
-}
-
-
-static ngx_int_t
-ngx_http_loyalty_admin_allow(ngx_http_request_t *r, ngx_uint_t methods)
-{
-    u_char           *p;
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    p = ngx_pnalloc(r->pool, sizeof("GET, POST, PUT, PATCH, DELETE"));
-
-    if (h == NULL || p == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Allow");
-    h->value.data = p;
-
-    if (methods & NGX_HTTP_GET) {
-        p = ngx_cpymem(p, "GET, ", 5);
-    }
-
-    if (methods & NGX_HTTP_POST) {
-        p = ngx_cpymem(p, "POST, ", 6);
-    }
-
-    if (methods & NGX_HTTP_PUT) {
-        p = ngx_cpymem(p, "PUT, ", 5);
-    }
-
-    if (methods & NGX_HTTP_PATCH) {
-        p = ngx_cpymem(p, "PATCH, ", 7);
-    }
-
-    if (methods & NGX_HTTP_DELETE) {
-        p = ngx_cpymem(p, "DELETE, ", 8);
-    }
-
-    h->value.len = p - h->value.data - 2;
-
-    return NGX_OK;
 }
 
 

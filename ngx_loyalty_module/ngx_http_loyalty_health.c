@@ -52,9 +52,7 @@ ngx_http_loyalty_health_handler(ngx_http_request_t *r)
     static ngx_uint_t               seq;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_loyalty_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                           "method_not_allowed",
-                                           "use GET or HEAD");
+        return ngx_http_loyalty_send_not_allowed(r, NGX_HTTP_GET|NGX_HTTP_HEAD);
     }
 
     rc = ngx_http_discard_request_body(r);

@@ -52,6 +52,60 @@ ngx_http_loyalty_send_json(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * 405 for a method the location does not serve: the methods it does in
+ * `Allow` (RFC 9110 asks for it) and in the message, the body discarded.
+ */
+
+ngx_int_t
+ngx_http_loyalty_send_not_allowed(ngx_http_request_t *r, ngx_uint_t methods)
+{
+    u_char           *p;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+
+    static struct {
+        ngx_uint_t    method;
+        ngx_str_t     name;
+    } names[] = {
+        { NGX_HTTP_GET, ngx_string("GET, ") },
+        { NGX_HTTP_HEAD, ngx_string("HEAD, ") },
+        { NGX_HTTP_POST, ngx_string("POST, ") },
+        { NGX_HTTP_PUT, ngx_string("PUT, ") },
+        { NGX_HTTP_PATCH, ngx_string("PATCH, ") },
+        { NGX_HTTP_DELETE, ngx_string("DELETE, ") }
+    };
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, sizeof("GET, HEAD, POST, PUT, PATCH, DELETE, "));
+
+    if (h == NULL || p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value.data = p;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (methods & names[i].method) {
+            p = ngx_cpymem(p, names[i].name.data, names[i].name.len);
+        }
+    }
+
+    h->value.len = (p > h->value.data) ? p - h->value.data - 2 : 0;
+
+    return ngx_http_loyalty_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                       "method_not_allowed",
+                                       "%V is not allowed here; use %V",
+                                       &r->method_name, &h->value);
+}
+
+
 ngx_int_t
 ngx_http_loyalty_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *fmt, ...)

@@ -301,28 +301,11 @@ ngx_int_t
 ngx_http_loyalty_metrics_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
-    ngx_table_elt_t            *h;
     ngx_pool_cleanup_t         *cln;
     ngx_http_loyalty_scrape_t  *ctx;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (ngx_http_discard_request_body(r) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "GET, HEAD");
-
-        return ngx_http_loyalty_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                           "method_not_allowed",
-                                           "%V is not allowed here; use GET "
-                                           "or HEAD", &r->method_name);
+        return ngx_http_loyalty_send_not_allowed(r, NGX_HTTP_GET|NGX_HTTP_HEAD);
     }
 
     rc = ngx_http_discard_request_body(r);

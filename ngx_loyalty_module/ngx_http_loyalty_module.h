@@ -239,6 +239,8 @@ ngx_int_t ngx_http_loyalty_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_loyalty_send_err(ngx_http_request_t *r,
     ngx_http_loyalty_error_t *err);
+ngx_int_t ngx_http_loyalty_send_not_allowed(ngx_http_request_t *r,
+    ngx_uint_t methods);
 u_char *ngx_http_loyalty_json_string(u_char *p, u_char *src, size_t len);
 size_t ngx_http_loyalty_json_string_len(u_char *src, size_t len);
 

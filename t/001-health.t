@@ -55,8 +55,10 @@ location = /health { loyalty_health; }
 POST /health
 {}
 --- error_code: 405
+--- response_headers
+Allow: GET, HEAD
 --- response_json
-{"error": "method_not_allowed", "message": "use GET or HEAD"}
+{"error": "method_not_allowed", "message": "POST is not allowed here; use GET, HEAD"}
 
 === health survives a flushed script cache and says so once
 --- config
