@@ -231,11 +231,14 @@ sub nginx_conf {
     # valgrind keeps the descriptors above its own limit
     my $nofile = $ENV{LOYALTY_VALGRIND} ? '' : 'worker_rlimit_nofile 8192;';
 
-    # memcheck slows nginx twenty-fold: the default 100ms deadline would
-    # turn every Redis call into a timeout; a test that sets its own keeps it
-    my $deadline = $ENV{LOYALTY_VALGRIND}
+    # memcheck slows nginx twenty-fold, the sanitizers two- to threefold:
+    # the default 100ms deadline would turn Redis calls into timeouts that
+    # say nothing of memory; a test that sets its own deadline keeps it
+    my $slow = $ENV{LOYALTY_VALGRIND} ? '5s' : $ENV{LOYALTY_SANITIZE} ? '1s'
+             : undef;
+    my $deadline = $slow
                    && ($self->{http_config} // '') !~ /loyalty_redis_timeout/
-                   ? 'loyalty_redis_timeout 5s;' : '';
+                   ? "loyalty_redis_timeout $slow;" : '';
 
     return <<"CONF";
 load_module $module;
