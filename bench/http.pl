@@ -1,0 +1,152 @@
+#!/usr/bin/perl
+# The HTTP scenarios against a plain proxy_pass: for each, wrk drives the
+# module's location and a plain proxy_pass of the same request to the
+# same backend, alternately (A B A B ...), and the figures are medians
+# over the pairs, so a noisy machine moves both sides alike.  Then the
+# same at a fixed rate, 70% of the plain location's peak: the p99 latency
+# the module adds.  Prints a table, then the same figures one per line
+# ("bench key=value ...") for a machine to read.
+#
+#   perl bench/http.pl [SCENARIO ...]     (checkout coupon points confirm
+#                                          health; all by default)
+#
+# Environment: DURATION (s per run, 3), PAIRS (3), CONNECTIONS (50),
+# WORKERS (nginx worker_processes, 1), USERS (customers, 1000),
+# RATE_DELAY (ms between requests on a connection at the fixed rate, 10).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/lib";
+use Test::More;    # the harness reports through it
+use Loyalty::Bench;
+use Loyalty::Test;
+
+my $DURATION    = $ENV{DURATION} // 3;
+my $PAIRS       = $ENV{PAIRS} // 3;
+my $CONNECTIONS = $ENV{CONNECTIONS} // 50;
+my $WORKERS     = $ENV{WORKERS} // 1;
+my $USERS       = $ENV{USERS} // 1000;
+my $RATE_DELAY  = $ENV{RATE_DELAY} // 10;
+my $LOAD        = 0.7;
+
+my %wanted = map { $_ => 1 } @ARGV;
+my @scenarios = grep { !@ARGV || $wanted{ $_->[0] } }
+                @Loyalty::Bench::SCENARIOS;
+
+die "no such scenario: @ARGV\n" unless @scenarios;
+
+my $t = bench_shop(workers => $WORKERS);
+seed($t, $USERS);
+
+my $runs = 0;
+
+sub run {
+    my ($kind, $path, %opt) = @_;
+
+    my $res = wrk_run($t, kind => $kind, path => $path, users => $USERS,
+                      run => sprintf('r%d-%d', time, ++$runs),
+                      seconds => $DURATION, connections => $CONNECTIONS,
+                      %opt);
+
+    # a refused or failed request is not a request served
+    warn sprintf "  %s %s: %d non-2xx answers, %d socket errors\n",
+                 $kind, $path, $res->{non2xx}, $res->{errors}
+        if $res->{non2xx} || $res->{errors};
+
+    return $res;
+}
+
+# A B A B ...: returns the module's runs and the plain ones.
+sub pairs {
+    my ($kind, $module, $plain, %opt) = @_;
+
+    my (@m, @p);
+
+    for (1 .. $PAIRS) {
+        push @m, run($kind, $module, %opt);
+        push @p, run($kind, $plain, %opt);
+    }
+
+    return (\@m, \@p);
+}
+
+sub med {
+    my ($runs, $key) = @_;
+    return median(map { $_->{$key} } @$runs);
+}
+
+my @rows;
+
+for my $s (@scenarios) {
+    my ($kind, $label, $module, $plain) = @$s;
+
+    # warm-up: connections, the module's scripts loaded, caches
+    run($kind, $_, seconds => 1) for $module, $plain;
+
+    my ($m, $p) = pairs($kind, $module, $plain);
+    my @ratio = map { $m->[$_]{rps} / $p->[$_]{rps} } 0 .. $#$m;
+
+    # the fixed rate: each connection waits RATE_DELAY ms on average
+    # between an answer and its next request, so connections x 1000 /
+    # (RATE_DELAY + latency) is the rate; one plain run calibrates
+    my $rate = $LOAD * med($p, 'rps');
+    my $conns = int($rate * ($RATE_DELAY + med($p, 'p50')) / 1000 + 0.5);
+    $conns = 1 if $conns < 1;
+
+    my $cal = run($kind, $plain, connections => $conns, delay => $RATE_DELAY,
+                  seconds => 2);
+    $conns = int($conns * $rate / $cal->{rps} + 0.5) || 1;
+
+    my ($fm, $fp) = pairs($kind, $module, $plain, connections => $conns,
+                          delay => $RATE_DELAY);
+
+    push @rows, {
+        kind => $kind, label => $label,
+        rps => med($m, 'rps'), plain_rps => med($p, 'rps'),
+        ratio => median(@ratio),
+        p50 => med($m, 'p50'), p99 => med($m, 'p99'),
+        plain_p50 => med($p, 'p50'), plain_p99 => med($p, 'p99'),
+        rate => $rate, conns => $conns,
+        rate_m => med($fm, 'rps'), rate_p => med($fp, 'rps'),
+        fixed_p99 => med($fm, 'p99'), fixed_plain_p99 => med($fp, 'p99'),
+    };
+}
+
+my $load = do { open my $fh, '<', '/proc/loadavg'; (split ' ', <$fh>)[0] };
+
+printf "\nHTTP scenarios: nginx worker_processes %d, wrk -t1 -c%d, %d s runs,"
+       . " %d pairs (A B), medians; load average before the last run %s\n",
+       $WORKERS, $CONNECTIONS, $DURATION, $PAIRS, $load;
+printf "%-24s %9s %9s %6s %8s %8s %8s %8s | %11s %8s %8s %8s\n",
+       'scenario', 'req/s', 'plain', 'ratio', 'p50 ms', 'p99 ms',
+       'plain p50', 'plain p99', 'fixed req/s', 'p99 ms', 'plain p99',
+       'added';
+
+for my $r (@rows) {
+    printf "%-24s %9.0f %9.0f %6.3f %8.2f %8.2f %8.2f %8.2f | %11.0f "
+           . "%8.2f %8.2f %+8.2f\n",
+           $r->{label}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
+           $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
+           $r->{rate_m}, $r->{fixed_p99}, $r->{fixed_plain_p99},
+           $r->{fixed_p99} - $r->{fixed_plain_p99};
+}
+
+print "\n";
+
+for my $r (@rows) {
+    printf "bench scenario=%s rps=%.0f plain_rps=%.0f ratio=%.3f "
+           . "p50_ms=%.3f p99_ms=%.3f plain_p50_ms=%.3f plain_p99_ms=%.3f "
+           . "fixed_target_rps=%.0f fixed_connections=%d fixed_rps=%.0f "
+           . "fixed_plain_rps=%.0f fixed_p99_ms=%.3f "
+           . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f\n",
+           $r->{kind}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
+           $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
+           $r->{rate}, $r->{conns}, $r->{rate_m}, $r->{rate_p},
+           $r->{fixed_p99}, $r->{fixed_plain_p99},
+           $r->{fixed_p99} - $r->{fixed_plain_p99};
+}
+
+$t->stop;
+done_testing;
