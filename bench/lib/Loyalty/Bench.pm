@@ -70,6 +70,9 @@ HTTP
         location /checkout {
             loyalty_checkout on;
             loyalty_customer \$http_x_customer_id;
+            # a location's own proxy_set_header replaces the server's:
+            # without this line the upstream connections are not kept
+            proxy_set_header Connection "";
             proxy_set_header X-Loyalty-Customer \$loyalty_customer;
             proxy_set_header X-Loyalty-Checkout-Id \$loyalty_checkout_id;
             proxy_set_header X-Loyalty-Coupon \$loyalty_coupon;
