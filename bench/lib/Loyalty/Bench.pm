@@ -15,7 +15,7 @@ use FindBin;
 use Loyalty::Shop qw($TOKEN create_coupon);
 use Loyalty::Test;
 
-our @EXPORT = qw(bench_shop seed wrk_run rss_kb median);
+our @EXPORT = qw(bench_shop seed wrk_command wrk_run rss_kb median);
 
 my $WRK_LUA = "$FindBin::Bin/wrk.lua";
 
@@ -135,26 +135,35 @@ sub seed {
     }
 }
 
-# One wrk run; %opt: kind, path, seconds, connections, delay (ms),
-# users, run (id prefix).  Returns { rps, p50, p99 (ms), requests,
-# non2xx, errors }.
+# The environment and command of a wrk run; %opt: kind, path, seconds,
+# connections, delay (ms), users, run (id prefix).
+sub wrk_command {
+    my ($t, %opt) = @_;
+
+    my %env = (BENCH_KIND => $opt{kind}, BENCH_PATH => $opt{path},
+               BENCH_RUN => $opt{run}, BENCH_USERS => $opt{users} // 1000,
+               BENCH_DELAY => $opt{delay} // 0);
+    my @cmd = ('wrk', '-t1', "-c$opt{connections}", "-d$opt{seconds}s",
+               '--timeout', '5s', '-s', $WRK_LUA, $t->url($opt{path}));
+
+    return (\%env, @cmd);
+}
+
+# One wrk run, %opt as for wrk_command.  Returns { rps, p50, p99 (ms),
+# requests, non2xx, errors }.
 sub wrk_run {
     my ($t, %opt) = @_;
 
-    local $ENV{BENCH_KIND}  = $opt{kind};
-    local $ENV{BENCH_PATH}  = $opt{path};
-    local $ENV{BENCH_RUN}   = $opt{run};
-    local $ENV{BENCH_USERS} = $opt{users} // 1000;
-    local $ENV{BENCH_DELAY} = $opt{delay} // 0;
+    my ($env, @cmd) = wrk_command($t, %opt);
+    local @ENV{ keys %$env } = values %$env;
 
-    my $cmd = sprintf 'wrk -t1 -c%d -d%ds --timeout 5s -s %s %s',
-                      $opt{connections}, $opt{seconds}, $WRK_LUA,
-                      $t->url($opt{path});
-    my $out = `$cmd 2>&1`;
+    open my $fh, '-|', @cmd or die "wrk: $!";
+    my $out = do { local $/; <$fh> };
+    close $fh;
 
     my ($n, $secs, $p50, $p99, $non2xx, $errors) =
         $out =~ /^BENCH (\d+) ([\d.]+) (\d+) (\d+) (\d+) (\d+)$/m
-        or die "wrk: no result from $cmd:\n$out";
+        or die "wrk: no result from @cmd:\n$out";
 
     return { requests => $n, rps => $n / $secs, p50 => $p50 / 1000,
              p99 => $p99 / 1000, non2xx => $non2xx, errors => $errors };
