@@ -83,10 +83,12 @@ sub measure {
 sub annotate {
     my ($file) = @_;
 
-    my %ir = (total => 0, module => 0, libs => 0, lua => 0);
+    my %ir = (total => 0, module => 0, libs => 0);
 
-    my @lines = `callgrind_annotate --inclusive=no --auto=no --threshold=100 \
-                 $file 2>/dev/null`;
+    open my $fh, '-|', 'callgrind_annotate', '--inclusive=no', '--auto=no',
+         '--threshold=100', $file or die "callgrind_annotate: $!";
+    my @lines = <$fh>;
+    close $fh;
 
     for (@lines) {
         if (/^\s*([\d,]+)\s+(?:\([^)]*\)\s+)?PROGRAM TOTALS/) {
