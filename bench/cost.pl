@@ -3,10 +3,10 @@
 # (master_process off) runs under valgrind --tool=callgrind; wrk sends one
 # request at a time for SECONDS to a scenario's module location, then to
 # its plain proxy_pass location; callgrind_control zeroes the counters
-# before each and dumps them after.  Per request: all of nginx's
-# instructions (the stub backend, a server block of the same process,
-# included, alike on both sides), the module's own functions, and the
-# libraries it calls (hiredis, jansson).  A count, not a time: it moves
+# before each and dumps them after.  The stub backend runs in an nginx of
+# its own, not counted.  Per request: all the instructions of the nginx
+# measured, the module's own functions, and the libraries only it calls
+# (hiredis, jansson).  A count, not a time: it moves
 # only when the code does, whatever else the machine runs.
 #
 #   perl bench/cost.pl [SCENARIO ...]     (coupon by default)
@@ -31,7 +31,8 @@ for (@kinds) {
     die "no such scenario: $_\n" unless $scenario{$_};
 }
 
-my $t = bench_shop(start => 0);
+my $backend = backend_nginx();
+my $t = bench_shop(start => 0, backend => $backend->port);
 my $dir = $t->dir;
 
 # one process that serves the shop, its backend and Redis's replies
@@ -153,4 +154,5 @@ for my $row (@rows) {
 }
 
 $t->stop;
+$backend->stop;
 done_testing;

@@ -12,7 +12,9 @@
 #
 # Environment: DURATION (s per run, 3), PAIRS (3), CONNECTIONS (50),
 # WORKERS (nginx worker_processes, 1), USERS (customers, 1000),
-# RATE_DELAY (ms between requests on a connection at the fixed rate, 10).
+# RATE_DELAY (ms between requests on a connection at the fixed rate, 10),
+# BACKEND ("own": the stub backend in an nginx of its own, the default;
+# "same": a server block of the nginx measured).
 
 use strict;
 use warnings;
@@ -29,6 +31,7 @@ my $CONNECTIONS = $ENV{CONNECTIONS} // 50;
 my $WORKERS     = $ENV{WORKERS} // 1;
 my $USERS       = $ENV{USERS} // 1000;
 my $RATE_DELAY  = $ENV{RATE_DELAY} // 10;
+my $BACKEND     = $ENV{BACKEND} // 'own';
 my $LOAD        = 0.7;
 
 my %wanted = map { $_ => 1 } @ARGV;
@@ -37,7 +40,9 @@ my @scenarios = grep { !@ARGV || $wanted{ $_->[0] } }
 
 die "no such scenario: @ARGV\n" unless @scenarios;
 
-my $t = bench_shop(workers => $WORKERS);
+my $backend = $BACKEND eq 'own' ? backend_nginx() : undef;
+my $t = bench_shop(workers => $WORKERS,
+                   $backend ? (backend => $backend->port) : ());
 seed($t, $USERS);
 
 my $runs = 0;
@@ -116,9 +121,10 @@ for my $s (@scenarios) {
 
 my $load = do { open my $fh, '<', '/proc/loadavg'; (split ' ', <$fh>)[0] };
 
-printf "\nHTTP scenarios: nginx worker_processes %d, wrk -t1 -c%d, %d s runs,"
-       . " %d pairs (A B), medians; load average before the last run %s\n",
-       $WORKERS, $CONNECTIONS, $DURATION, $PAIRS, $load;
+printf "\nHTTP scenarios: nginx worker_processes %d, backend %s, wrk -t1 "
+       . "-c%d, %d s runs, %d pairs (A B), medians; load average %s\n",
+       $WORKERS, $BACKEND eq 'own' ? 'in its own nginx' : 'in the same nginx',
+       $CONNECTIONS, $DURATION, $PAIRS, $load;
 printf "%-24s %9s %9s %6s %8s %8s %8s %8s | %11s %8s %8s %8s\n",
        'scenario', 'req/s', 'plain', 'ratio', 'p50 ms', 'p99 ms',
        'plain p50', 'plain p99', 'fixed req/s', 'p99 ms', 'plain p99',
@@ -149,4 +155,5 @@ for my $r (@rows) {
 }
 
 $t->stop;
+$backend->stop if $backend;
 done_testing;

@@ -15,7 +15,7 @@ use FindBin;
 use Loyalty::Shop qw($TOKEN create_coupon);
 use Loyalty::Test;
 
-our @EXPORT = qw(bench_shop seed wrk_command wrk_run rss_kb median);
+our @EXPORT = qw(backend_nginx bench_shop seed wrk_command wrk_run rss_kb median);
 
 my $WRK_LUA = "$FindBin::Bin/wrk.lua";
 
@@ -28,18 +28,35 @@ our @SCENARIOS = (
     [ health   => 'health endpoint',  '/loyalty/health', '/plain/health' ],
 );
 
+# The stub shop backend (Loyalty::Shop's) in an nginx of its own, as a
+# shop's backend is another process, or machine: the nginx measured does
+# the front's work only.  Its module has no Redis and idles.
+sub backend_nginx {
+    my $b = Loyalty::Test->new(workers => 1);
+
+    $b->{http_config} =
+        '    map $arg_id $shop_order_id { "" $request_id; default $arg_id; }'
+        . "\n";
+    $b->{config} = "        access_log off;\n"
+                   . Loyalty::Shop::backend($b->dir);
+    mkdir $b->dir . '/static';
+
+    return $b->start_nginx(wait => 0);
+}
+
 # A shop as a production configuration would have it: an upstream with
 # keepalive connections, no access log (both locations alike), the
 # checkout passing its verdict in headers, the confirmation earning 10
 # points per 1.00.  %opt: workers, main (main-level directives), start
-# (0: configured, not started).
+# (0: configured, not started), backend (the port of a backend_nginx; by
+# default the harness's backend, a server block of the same nginx).
 sub bench_shop {
     my (%opt) = @_;
 
     my $t = Loyalty::Test->new(workers => $opt{workers} // 1,
                                main_config => $opt{main} // '');
     my $dir = $t->dir;
-    my $bp = $t->backend_port;
+    my $bp = $opt{backend} // $t->backend_port;
 
     mkdir "$dir/spool";
     chmod 0777, "$dir/spool";
