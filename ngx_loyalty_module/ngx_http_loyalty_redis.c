@@ -547,7 +547,12 @@ ngx_http_loyalty_redis_resp(u_char *p, int argc, const char **argv,
 
     for (i = 0; i < argc; i++) {
         p = ngx_http_loyalty_redis_resp_num(p, '$', argvlen[i]);
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
+
+        /* an empty argument may come without a pointer */
+        if (argvlen[i]) {
+            p = ngx_cpymem(p, argv[i], argvlen[i]);
+        }
+
         *p++ = CR;
         *p++ = LF;
     }
