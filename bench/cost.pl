@@ -11,7 +11,7 @@
 #
 #   perl bench/cost.pl [SCENARIO ...]     (coupon by default)
 #
-# Environment: SECONDS (per side, 15).
+# Environment: SECONDS (per side, 10).
 
 use strict;
 use warnings;
@@ -22,7 +22,7 @@ use Test::More;    # the harness reports through it
 use Loyalty::Bench;
 use Loyalty::Test;
 
-my $SECONDS = $ENV{SECONDS} // 15;
+my $SECONDS = $ENV{SECONDS} // 10;
 
 my @kinds = @ARGV ? @ARGV : ('coupon');
 my %scenario = map { $_->[0] => $_ } @Loyalty::Bench::SCENARIOS;

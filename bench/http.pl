@@ -63,14 +63,31 @@ sub run {
     return $res;
 }
 
-# A B A B ...: returns the module's runs and the plain ones.
+# Redis's time running commands since the last call, in microseconds
+# (INFO commandstats, then CONFIG RESETSTAT).
+sub redis_usec {
+    my $r = $t->redis;
+    my $usec = 0;
+
+    my $stats = $r->cmd('INFO', 'commandstats');
+
+    $usec += $1 while $stats =~ /,usec=(\d+),/g;
+    $r->cmd('CONFIG', 'RESETSTAT');
+
+    return $usec;
+}
+
+# A B A B ...: returns the module's runs and the plain ones; the module's
+# runs also have redis_us, Redis's time per request.
 sub pairs {
     my ($kind, $module, $plain, %opt) = @_;
 
     my (@m, @p);
 
     for (1 .. $PAIRS) {
+        redis_usec();
         push @m, run($kind, $module, %opt);
+        $m[-1]{redis_us} = redis_usec() / ($m[-1]{requests} || 1);
         push @p, run($kind, $plain, %opt);
     }
 
@@ -110,7 +127,7 @@ for my $s (@scenarios) {
     push @rows, {
         kind => $kind, label => $label,
         rps => med($m, 'rps'), plain_rps => med($p, 'rps'),
-        ratio => median(@ratio),
+        ratio => median(@ratio), redis_us => med($m, 'redis_us'),
         p50 => med($m, 'p50'), p99 => med($m, 'p99'),
         plain_p50 => med($p, 'p50'), plain_p99 => med($p, 'p99'),
         rate => $rate, conns => $conns,
@@ -125,33 +142,45 @@ printf "\nHTTP scenarios: nginx worker_processes %d, backend %s, wrk -t1 "
        . "-c%d, %d s runs, %d pairs (A B), medians; load average %s\n",
        $WORKERS, $BACKEND eq 'own' ? 'in its own nginx' : 'in the same nginx',
        $CONNECTIONS, $DURATION, $PAIRS, $load;
-printf "%-24s %9s %9s %6s %8s %8s %8s %8s | %11s %8s %8s %8s\n",
-       'scenario', 'req/s', 'plain', 'ratio', 'p50 ms', 'p99 ms',
-       'plain p50', 'plain p99', 'fixed req/s', 'p99 ms', 'plain p99',
-       'added';
+printf "%-24s %7s %7s %6s %6s %6s %6s %6s %6s | %7s %6s %6s %7s\n",
+       'scenario', 'req/s', 'plain', 'ratio', 'p50', 'p99', 'plain',
+       'plain', 'redis', 'fixed', 'p99', 'plain', 'p99';
+printf "%-24s %7s %7s %6s %6s %6s %6s %6s %6s | %7s %6s %6s %7s\n",
+       '', '', 'req/s', '', 'ms', 'ms', 'p50', 'p99', 'us/req', 'req/s',
+       'ms', 'p99', 'added';
+
+# the module's location could not keep up with the fixed rate: its p99 is
+# then a queue's, not the latency it adds
+$_->{saturated} = $_->{rate_m} < 0.9 * $_->{rate} ? 1 : 0 for @rows;
 
 for my $r (@rows) {
-    printf "%-24s %9.0f %9.0f %6.3f %8.2f %8.2f %8.2f %8.2f | %11.0f "
-           . "%8.2f %8.2f %+8.2f\n",
+    printf "%-24s %7.0f %7.0f %6.3f %6.2f %6.2f %6.2f %6.2f %6.1f | %7.0f "
+           . "%6.2f %6.2f %+7.2f%s\n",
            $r->{label}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
            $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
-           $r->{rate_m}, $r->{fixed_p99}, $r->{fixed_plain_p99},
-           $r->{fixed_p99} - $r->{fixed_plain_p99};
+           $r->{redis_us}, $r->{rate_m}, $r->{fixed_p99}, $r->{fixed_plain_p99},
+           $r->{fixed_p99} - $r->{fixed_plain_p99},
+           $r->{saturated} ? ' saturated' : '';
 }
+
+print "saturated: the module's location served under 90% of the fixed rate "
+      . "(70% of plain's peak)\n" if grep { $_->{saturated} } @rows;
 
 print "\n";
 
 for my $r (@rows) {
     printf "bench scenario=%s rps=%.0f plain_rps=%.0f ratio=%.3f "
+           . "redis_us_per_request=%.1f "
            . "p50_ms=%.3f p99_ms=%.3f plain_p50_ms=%.3f plain_p99_ms=%.3f "
            . "fixed_target_rps=%.0f fixed_connections=%d fixed_rps=%.0f "
            . "fixed_plain_rps=%.0f fixed_p99_ms=%.3f "
-           . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f\n",
+           . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f saturated=%d\n",
            $r->{kind}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
+           $r->{redis_us},
            $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
            $r->{rate}, $r->{conns}, $r->{rate_m}, $r->{rate_p},
            $r->{fixed_p99}, $r->{fixed_plain_p99},
-           $r->{fixed_p99} - $r->{fixed_plain_p99};
+           $r->{fixed_p99} - $r->{fixed_plain_p99}, $r->{saturated};
 }
 
 $t->stop;
