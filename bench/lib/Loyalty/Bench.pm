@@ -15,7 +15,8 @@ use FindBin;
 use Loyalty::Shop qw($TOKEN create_coupon);
 use Loyalty::Test;
 
-our @EXPORT = qw(backend_nginx bench_shop seed wrk_command wrk_run rss_kb median);
+our @EXPORT = qw(backend_nginx bench_shop seed wrk_command wrk_run rss_kb
+                 median);
 
 my $WRK_LUA = "$FindBin::Bin/wrk.lua";
 
@@ -96,7 +97,8 @@ HTTP
             proxy_set_header X-Loyalty-Coupon-Status \$loyalty_coupon_status;
             proxy_set_header X-Loyalty-Discount \$loyalty_discount;
             proxy_set_header X-Loyalty-Points-Status \$loyalty_points_status;
-            proxy_set_header X-Loyalty-Points-Redeemed \$loyalty_points_redeemed;
+            proxy_set_header X-Loyalty-Points-Redeemed
+                             \$loyalty_points_redeemed;
             proxy_set_header X-Loyalty-Redeem-Value \$loyalty_redeem_value;
             proxy_pass http://shop;
         }
