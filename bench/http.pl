@@ -63,31 +63,27 @@ sub run {
     return $res;
 }
 
-# Redis's time running commands since the last call, in microseconds
-# (INFO commandstats, then CONFIG RESETSTAT).
+# CPU microseconds of Redis's main thread, the one that runs the commands
+# and answers the clients (INFO cpu).
 sub redis_usec {
-    my $r = $t->redis;
     my $usec = 0;
 
-    my $stats = $r->cmd('INFO', 'commandstats');
-
-    $usec += $1 while $stats =~ /,usec=(\d+),/g;
-    $r->cmd('CONFIG', 'RESETSTAT');
-
+    $usec += $_ * 1e6 for $t->redis->cmd('INFO', 'cpu')
+                          =~ /^used_cpu_(?:user|sys)_main_thread:([\d.]+)/mg;
     return $usec;
 }
 
 # A B A B ...: returns the module's runs and the plain ones; the module's
-# runs also have redis_us, Redis's time per request.
+# runs also have redis_us, Redis's CPU time per request.
 sub pairs {
     my ($kind, $module, $plain, %opt) = @_;
 
     my (@m, @p);
 
     for (1 .. $PAIRS) {
-        redis_usec();
+        my $usec = redis_usec();
         push @m, run($kind, $module, %opt);
-        $m[-1]{redis_us} = redis_usec() / ($m[-1]{requests} || 1);
+        $m[-1]{redis_us} = (redis_usec() - $usec) / ($m[-1]{requests} || 1);
         push @p, run($kind, $plain, %opt);
     }
 
