@@ -6,6 +6,10 @@
 #   make test SANITIZE=1   the same suite with the module built under ASan/UBSan
 #   make valgrind   the same suite with nginx and the worker under memcheck
 #   make chaos      races and faults at full size (minutes; CHAOS_ROUNDS=N)
+#   make bench      performance figures against a plain proxy_pass: HTTP
+#                   scenarios (wrk), instructions per request (callgrind),
+#                   the worker's drain; make bench-rss: nginx's RSS over 1M
+#                   requests (docs/performance.md)
 
 NGINX_SRC ?= /usr/share/nginx/src
 SANITIZE  ?=
@@ -45,7 +49,8 @@ WORKER_SRCS := $(wildcard worker/*.c)
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps module worker unit test valgrind chaos run bench-worker clean
+.PHONY: all deps module worker unit test valgrind chaos run bench bench-http \
+        bench-cost bench-rss bench-worker clean
 
 all: module worker
 
@@ -133,10 +138,36 @@ chaos: all
 run: all
 	LOYALTY_BUILD=$(BUILD) sh tools/run.sh
 
-# The worker's drain of a backlog and Redis bytes per account (not a test:
-# it prints figures); ACCRUALS and CUSTOMERS size it.
+# --- performance: figures printed, nothing asserted ---------------------------
+
+# The worker's drain of a backlog and Redis bytes per account; ACCRUALS and
+# CUSTOMERS size it.
 ACCRUALS  ?= 1000000
 CUSTOMERS ?= 100000
+
+# One after the other: each needs the two cores to itself.
+bench: all
+	@$(MAKE) -s bench-http
+	@$(MAKE) -s bench-cost
+	@$(MAKE) -s bench-worker
+
+# The HTTP scenarios against a plain proxy_pass (DURATION, PAIRS,
+# CONNECTIONS, WORKERS in the environment; scenario names in SCENARIOS).
+bench-http: all
+	@sh tools/deps.sh wrk
+	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	LOYALTY_BUILD=$(BUILD) perl bench/http.pl $(SCENARIOS)
+
+# Instructions per request under callgrind (SECONDS per side).
+bench-cost: all
+	@sh tools/deps.sh wrk valgrind
+	LOYALTY_BUILD=$(BUILD) perl bench/cost.pl $(or $(SCENARIOS),coupon confirm)
+
+# nginx's RSS over a million requests (REQUESTS, STEP): a few minutes.
+bench-rss: all
+	@sh tools/deps.sh wrk
+	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	LOYALTY_BUILD=$(BUILD) perl bench/rss.pl
 
 bench-worker: all
 	LOYALTY_BUILD=$(BUILD) perl bench/worker-drain.pl $(ACCRUALS) $(CUSTOMERS)

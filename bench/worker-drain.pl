@@ -99,11 +99,42 @@ my ($pending_bytes, $pending_log) = bytes_per_account();
 my $used_before = { map { split /:/ } grep { /^used_memory:/ }
                     split /\r\n/, $r->cmd('INFO', 'memory') }->{used_memory};
 
+# where the time goes: Redis's time by command, the worker's own CPU
+sub commandstats {
+    my %stats;
+
+    for (split /\r\n/, $r->cmd('INFO', 'commandstats')) {
+        my ($cmd, $calls, $usec) =
+            /^cmdstat_(\w+):calls=(\d+),usec=(\d+)/ or next;
+        $stats{$cmd} = [ $calls, $usec ];
+    }
+
+    return \%stats;
+}
+
+# CPU seconds, user and system, of Redis's main thread: the one that runs
+# the commands (the process's total counts its background threads too)
+sub redis_cpu {
+    my $cpu = 0;
+
+    $cpu += $_ for $r->cmd('INFO', 'cpu')
+                   =~ /^used_cpu_(?:user|sys)_main_thread:([\d.]+)/mg;
+    return $cpu;
+}
+
+$r->cmd('CONFIG', 'RESETSTAT');
+my $redis_cpu = redis_cpu();
+my @cpu0 = times;
 $t0 = time;
 my ($rc, $log) = $t->run_worker('--once', '--batch', $BATCH,
                                 '--now', $due + 60);
 my $took = time - $t0;
+my @cpu1 = times;
 die "worker failed: $log" if $rc != 0;
+
+$redis_cpu = redis_cpu() - $redis_cpu;
+my $stats = commandstats();
+my $worker_cpu = ($cpu1[2] + $cpu1[3]) - ($cpu0[2] + $cpu0[3]);
 
 my $credited = 0;
 for my $c (1 .. 1000) {
@@ -124,6 +155,17 @@ printf "worker drain: %d accruals over %d customers, batch %d%s\n",
 printf "  seeded in %.1f s\n", $seeded;
 printf "  drained in %.2f s: %.0f credits/s, %.0f customers/s\n",
        $took, $per * $CUSTOMERS / $took, $CUSTOMERS / $took;
+printf "  Redis's main thread: %.2f s CPU (%.0f%% of the drain), %.1f us per customer; "
+       . "by command (a script's commands are counted in it too):\n",
+       $redis_cpu, 100 * $redis_cpu / $took, 1e6 * $redis_cpu / $CUSTOMERS;
+for my $cmd (sort { $stats->{$b}[1] <=> $stats->{$a}[1] } keys %$stats) {
+    my ($calls, $usec) = @{ $stats->{$cmd} };
+    next if $usec < 0.01 * $redis_cpu * 1e6;
+    printf "    %-12s %8d calls %8.1f us each %6.1f us per customer\n",
+           $cmd, $calls, $usec / $calls, $usec / $CUSTOMERS;
+}
+printf "  the worker's own CPU: %.2f s (%.0f%% of the drain)\n",
+       $worker_cpu, 100 * $worker_cpu / $took;
 printf "  sample of 1000 accounts fully credited: %d\n", $credited;
 printf "redis memory (MEMORY USAGE, 1000 accounts):\n";
 printf "  account with %d pending accruals: %.0f B (%.0f B per accrual), "

@@ -8,7 +8,7 @@
 typedef struct {
     const loyalty_cart_spec_t  *spec;
     loyalty_cart_error_t       *err;
-    char                        path[300];  /* pointer of the current line */
+    size_t                      line;       /* index of the current line */
     int64_t                     max_minor;
 } loyalty_cart_reader_t;
 
@@ -127,7 +127,7 @@ loyalty_cart_read(const loyalty_json_t *root, const loyalty_cart_spec_t *spec,
 
     rd.spec = spec;
     rd.err = err;
-    rd.path[0] = '\0';
+    rd.line = 0;
 
     if (root->type != LOYALTY_JSON_OBJECT) {
         snprintf(err->field, sizeof(err->field), "/");
@@ -268,13 +268,15 @@ loyalty_cart_lines(loyalty_cart_reader_t *rd, const loyalty_json_t *root,
     for (i = 0, v = lines->child; v != NULL; i++, v = v->next) {
         line = &cart->lines[i];
 
-        snprintf(rd->path, sizeof(rd->path), "%s/%zu",
-                 rd->spec->pointer[LOYALTY_FIELD_LINES], i);
+        /* its pointer is written only for an error: formatting it for
+         * every line cost more than reading the line */
+        rd->line = i;
 
         if (v->type != LOYALTY_JSON_OBJECT) {
-            snprintf(rd->err->field, sizeof(rd->err->field), "%s", rd->path);
+            snprintf(rd->err->field, sizeof(rd->err->field), "%s/%zu",
+                     rd->spec->pointer[LOYALTY_FIELD_LINES], i);
             snprintf(rd->err->message, sizeof(rd->err->message),
-                     "%s must be an object, not %s", rd->path,
+                     "%s must be an object, not %s", rd->err->field,
                      loyalty_json_type_name(v->type));
             return LOYALTY_CART_INVALID;
         }
@@ -308,7 +310,6 @@ loyalty_cart_lines(loyalty_cart_reader_t *rd, const loyalty_json_t *root,
     }
 
     cart->nlines = lines->count;
-    rd->path[0] = '\0';
 
     return LOYALTY_CART_OK;
 }
@@ -580,9 +581,15 @@ loyalty_cart_fail(loyalty_cart_reader_t *rd, loyalty_cart_rc_t rc,
     va_list   args;
 
     /* the field as the shop wrote it: its JSON pointer */
-    snprintf(rd->err->field, sizeof(rd->err->field), "%s%s",
-             field >= LOYALTY_FIELD_LINE_SKU ? rd->path : "",
-             rd->spec->pointer[field]);
+    if (field >= LOYALTY_FIELD_LINE_SKU) {
+        snprintf(rd->err->field, sizeof(rd->err->field), "%s/%zu%s",
+                 rd->spec->pointer[LOYALTY_FIELD_LINES], rd->line,
+                 rd->spec->pointer[field]);
+
+    } else {
+        snprintf(rd->err->field, sizeof(rd->err->field), "%s",
+                 rd->spec->pointer[field]);
+    }
 
     n = snprintf(rd->err->message, sizeof(rd->err->message), "%s ",
                  rd->err->field);

@@ -1,20 +1,48 @@
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "loyalty_keys.h"
 #include "loyalty_time.h"
+
+
+/*
+ * Copies rather than formats: a checkout names five keys, and snprintf's
+ * format parsing was a tenth of the module's instructions per request.
+ */
+
+static char *
+loyalty_key_cat(char *p, char *end, const char *s, size_t len)
+{
+    if (len > (size_t) (end - p)) {
+        len = end - p;
+    }
+
+    memcpy(p, s, len);
+
+    return p + len;
+}
 
 
 size_t
 loyalty_key(char *buf, const char *kind, const char *id, size_t len,
     const char *suffix)
 {
-    int  n;
+    char  *p, *end;
 
-    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{%s:%.*s}%s", kind,
-                 (int) len, id, suffix);
+    p = buf;
+    end = buf + LOYALTY_KEY_MAX - 1;
 
-    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+    p = loyalty_key_cat(p, end, LOYALTY_KEY_PREFIX "{",
+                        sizeof(LOYALTY_KEY_PREFIX "{") - 1);
+    p = loyalty_key_cat(p, end, kind, strlen(kind));
+    p = loyalty_key_cat(p, end, ":", 1);
+    p = loyalty_key_cat(p, end, id, len);
+    p = loyalty_key_cat(p, end, "}", 1);
+    p = loyalty_key_cat(p, end, suffix, strlen(suffix));
+    *p = '\0';
+
+    return p - buf;
 }
 
 

@@ -1,0 +1,184 @@
+#!/usr/bin/perl
+# The HTTP scenarios against a plain proxy_pass: for each, wrk drives the
+# module's location and a plain proxy_pass of the same request to the
+# same backend, alternately (A B A B ...), and the figures are medians
+# over the pairs, so a noisy machine moves both sides alike.  Then the
+# same at a fixed rate, 70% of the plain location's peak: the p99 latency
+# the module adds.  Prints a table, then the same figures one per line
+# ("bench key=value ...") for a machine to read.
+#
+#   perl bench/http.pl [SCENARIO ...]     (checkout coupon points confirm
+#                                          health; all by default)
+#
+# Environment: DURATION (s per run, 3), PAIRS (3), CONNECTIONS (50),
+# WORKERS (nginx worker_processes, 1), USERS (customers, 1000),
+# RATE_DELAY (ms between requests on a connection at the fixed rate, 10),
+# BACKEND ("own": the stub backend in an nginx of its own, the default;
+# "same": a server block of the nginx measured).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/lib";
+use Test::More;    # the harness reports through it
+use Loyalty::Bench;
+use Loyalty::Test;
+
+my $DURATION    = $ENV{DURATION} // 3;
+my $PAIRS       = $ENV{PAIRS} // 3;
+my $CONNECTIONS = $ENV{CONNECTIONS} // 50;
+my $WORKERS     = $ENV{WORKERS} // 1;
+my $USERS       = $ENV{USERS} // 1000;
+my $RATE_DELAY  = $ENV{RATE_DELAY} // 10;
+my $BACKEND     = $ENV{BACKEND} // 'own';
+my $LOAD        = 0.7;
+
+my %wanted = map { $_ => 1 } @ARGV;
+my @scenarios = grep { !@ARGV || $wanted{ $_->[0] } }
+                @Loyalty::Bench::SCENARIOS;
+
+die "no such scenario: @ARGV\n" unless @scenarios;
+
+my $backend = $BACKEND eq 'own' ? backend_nginx() : undef;
+my $t = bench_shop(workers => $WORKERS,
+                   $backend ? (backend => $backend->port) : ());
+seed($t, $USERS);
+
+my $runs = 0;
+
+sub run {
+    my ($kind, $path, %opt) = @_;
+
+    my $res = wrk_run($t, kind => $kind, path => $path, users => $USERS,
+                      run => sprintf('r%d-%d', time, ++$runs),
+                      seconds => $DURATION, connections => $CONNECTIONS,
+                      %opt);
+
+    # a refused or failed request is not a request served
+    warn sprintf "  %s %s: %d non-2xx answers, %d socket errors\n",
+                 $kind, $path, $res->{non2xx}, $res->{errors}
+        if $res->{non2xx} || $res->{errors};
+
+    return $res;
+}
+
+# CPU microseconds of Redis's main thread, the one that runs the commands
+# and answers the clients (INFO cpu).
+sub redis_usec {
+    my $usec = 0;
+
+    $usec += $_ * 1e6 for $t->redis->cmd('INFO', 'cpu')
+                          =~ /^used_cpu_(?:user|sys)_main_thread:([\d.]+)/mg;
+    return $usec;
+}
+
+# A B A B ...: returns the module's runs and the plain ones; the module's
+# runs also have redis_us, Redis's CPU time per request.
+sub pairs {
+    my ($kind, $module, $plain, %opt) = @_;
+
+    my (@m, @p);
+
+    for (1 .. $PAIRS) {
+        my $usec = redis_usec();
+        push @m, run($kind, $module, %opt);
+        $m[-1]{redis_us} = (redis_usec() - $usec) / ($m[-1]{requests} || 1);
+        push @p, run($kind, $plain, %opt);
+    }
+
+    return (\@m, \@p);
+}
+
+sub med {
+    my ($runs, $key) = @_;
+    return median(map { $_->{$key} } @$runs);
+}
+
+my @rows;
+
+for my $s (@scenarios) {
+    my ($kind, $label, $module, $plain) = @$s;
+
+    # warm-up: connections, the module's scripts loaded, caches
+    run($kind, $_, seconds => 1) for $module, $plain;
+
+    my ($m, $p) = pairs($kind, $module, $plain);
+    my @ratio = map { $m->[$_]{rps} / $p->[$_]{rps} } 0 .. $#$m;
+
+    # the fixed rate: each connection waits RATE_DELAY ms on average
+    # between an answer and its next request, so connections x 1000 /
+    # (RATE_DELAY + latency) is the rate; one plain run calibrates
+    my $rate = $LOAD * med($p, 'rps');
+    my $conns = int($rate * ($RATE_DELAY + med($p, 'p50')) / 1000 + 0.5);
+    $conns = 1 if $conns < 1;
+
+    my $cal = run($kind, $plain, connections => $conns, delay => $RATE_DELAY,
+                  seconds => 2);
+    $conns = int($conns * $rate / $cal->{rps} + 0.5) || 1;
+
+    my ($fm, $fp) = pairs($kind, $module, $plain, connections => $conns,
+                          delay => $RATE_DELAY);
+
+    push @rows, {
+        kind => $kind, label => $label,
+        rps => med($m, 'rps'), plain_rps => med($p, 'rps'),
+        ratio => median(@ratio), redis_us => med($m, 'redis_us'),
+        p50 => med($m, 'p50'), p99 => med($m, 'p99'),
+        plain_p50 => med($p, 'p50'), plain_p99 => med($p, 'p99'),
+        rate => $rate, conns => $conns,
+        rate_m => med($fm, 'rps'), rate_p => med($fp, 'rps'),
+        fixed_p99 => med($fm, 'p99'), fixed_plain_p99 => med($fp, 'p99'),
+    };
+}
+
+my $load = do { open my $fh, '<', '/proc/loadavg'; (split ' ', <$fh>)[0] };
+
+printf "\nHTTP scenarios: nginx worker_processes %d, backend %s, wrk -t1 "
+       . "-c%d, %d s runs, %d pairs (A B), medians; load average %s\n",
+       $WORKERS, $BACKEND eq 'own' ? 'in its own nginx' : 'in the same nginx',
+       $CONNECTIONS, $DURATION, $PAIRS, $load;
+printf "%-24s %7s %7s %6s %6s %6s %6s %6s %6s | %7s %6s %6s %7s\n",
+       'scenario', 'req/s', 'plain', 'ratio', 'p50', 'p99', 'plain',
+       'plain', 'redis', 'fixed', 'p99', 'plain', 'p99';
+printf "%-24s %7s %7s %6s %6s %6s %6s %6s %6s | %7s %6s %6s %7s\n",
+       '', '', 'req/s', '', 'ms', 'ms', 'p50', 'p99', 'us/req', 'req/s',
+       'ms', 'p99', 'added';
+
+# the module's location could not keep up with the fixed rate: its p99 is
+# then a queue's, not the latency it adds
+$_->{saturated} = $_->{rate_m} < 0.9 * $_->{rate} ? 1 : 0 for @rows;
+
+for my $r (@rows) {
+    printf "%-24s %7.0f %7.0f %6.3f %6.2f %6.2f %6.2f %6.2f %6.1f | %7.0f "
+           . "%6.2f %6.2f %+7.2f%s\n",
+           $r->{label}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
+           $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
+           $r->{redis_us}, $r->{rate_m}, $r->{fixed_p99}, $r->{fixed_plain_p99},
+           $r->{fixed_p99} - $r->{fixed_plain_p99},
+           $r->{saturated} ? ' saturated' : '';
+}
+
+print "saturated: the module's location served under 90% of the fixed rate "
+      . "(70% of plain's peak)\n" if grep { $_->{saturated} } @rows;
+
+print "\n";
+
+for my $r (@rows) {
+    printf "bench scenario=%s rps=%.0f plain_rps=%.0f ratio=%.3f "
+           . "redis_us_per_request=%.1f "
+           . "p50_ms=%.3f p99_ms=%.3f plain_p50_ms=%.3f plain_p99_ms=%.3f "
+           . "fixed_target_rps=%.0f fixed_connections=%d fixed_rps=%.0f "
+           . "fixed_plain_rps=%.0f fixed_p99_ms=%.3f "
+           . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f saturated=%d\n",
+           $r->{kind}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
+           $r->{redis_us},
+           $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
+           $r->{rate}, $r->{conns}, $r->{rate_m}, $r->{rate_p},
+           $r->{fixed_p99}, $r->{fixed_plain_p99},
+           $r->{fixed_p99} - $r->{fixed_plain_p99}, $r->{saturated};
+}
+
+$t->stop;
+$backend->stop if $backend;
+done_testing;
