@@ -287,4 +287,79 @@ subtest 'the same through the spool: Redis down, the worker replays the '
     $t->stop;
 };
 
+subtest 'the Redis ACL docs/security.md gives is enough for the module and '
+        . 'the worker, and denies the rest' => sub {
+    my ($acl) = slurp('docs/security.md')
+                =~ /^ {6}(ACL SETUSER loyalty .*?)\n\n/ms;
+    ok($acl, 'the ACL is in docs/security.md') or return;
+
+    my @rule = split ' ', $acl;
+    s/^>.*/>test-password-0123/ for @rule;
+
+    my $t = shop(http => "    loyalty_earn 10 per 1.00;\n"
+                         . "    loyalty_return_window 1d;\n",
+                 confirm => '');
+    is($t->redis->cmd(@rule), 'OK', 'the user is created');
+
+    $t->{redis_address} = '127.0.0.1:' . $t->redis_port
+                          . ' user=loyalty password=test-password-0123';
+    $t->restart_nginx;
+
+    create_coupon($t, code => 'ACL10', type => 'percent', value => '10');
+    is(admin($t, POST => 'customers/7/adjustments',
+             { id => 'acl-1', points => 1000, reason => 'r', actor => 'a' })
+       ->{status}, 201, 'an adjustment');
+
+    my $v = checkout($t, cart(coupon => 'acl10', points => 500),
+                     customer => '7')->{json};
+    is($v->{coupon_status}, 'valid', 'a checkout reserves the coupon');
+    is($v->{points_status}, 'held', 'and holds the points');
+
+    my $res = confirm($t, cart(order_id => 'acl-o1', coupon => 'acl10',
+                               points => 500), customer => '7');
+    is($res->{headers}{'x-order-status'}, 'recorded', 'the order recorded');
+
+    my ($rc, $out) = $t->run_worker('--once', '--user', 'loyalty',
+                                    '--password', 'test-password-0123',
+                                    '--now', int(time) + 2 * 86400);
+    is($rc, 0, 'the worker runs as the user') or diag($out);
+
+    my $a = admin($t, GET => 'customers/7')->{json};
+    ok($a->{available} > 500, "the order's points credited: "
+                              . ($a->{available} // 'none') . ' available');
+
+    is_deeply($t->redis->cmd('ACL', 'LOG'), [], 'nothing was denied');
+    $t->redis->cmd('ACL', 'LOG', 'RESET');
+
+    # a command the user lacks: refused requests, and the reason logged
+    $t->redis->cmd('ACL', 'SETUSER', 'loyalty', '-time');
+    $t->log_mark;
+
+    for my $i (1, 2) {
+        is(admin($t, POST => 'coupons',
+                 { code => "NOTIME$i", type => 'percent', value => '5' })
+           ->{status}, 503, "without TIME, coupon $i: 503");
+    }
+
+    sleep 0.1;
+    my @refused = $t->log_since_mark
+                  =~ /\[error\] .*loyalty:\ redis\ \S+\ refused\ a\ command:
+                      \ (.*can't\ run\ this\ command.*)/xg;
+    is(scalar @refused, 1, 'the refusal is logged once, with its reason')
+        or diag($t->log_since_mark);
+
+    $t->redis->cmd('ACL', 'SETUSER', 'loyalty', '+time');
+
+    my $r = Loyalty::Redis->new($t->redis_port);
+    $r->cmd('AUTH', 'loyalty', 'test-password-0123');
+    like(($r->cmd_maybe('FLUSHALL'))[1] // '', qr/NOPERM/,
+         'FLUSHALL is not the user\'s');
+    like(($r->cmd_maybe('GET', 'other:key'))[1] // '', qr/NOPERM/,
+         'nor keys outside loyalty:');
+    like(($r->cmd_maybe('EVAL', 'return 1', 0))[1] // '', qr/NOPERM/,
+         'nor Lua of its own');
+
+    $t->stop;
+};
+
 done_testing;
