@@ -6,6 +6,7 @@
 #   make test SANITIZE=1   the same suite with the module built under ASan/UBSan
 #   make valgrind   the same suite with nginx and the worker under memcheck
 #   make fuzz       each libFuzzer harness of fuzz/ for FUZZ_SECONDS
+#   make fuzz-coverage   the lines of the parsers their corpora reach
 
 NGINX_SRC ?= /usr/share/nginx/src
 SANITIZE  ?=
@@ -46,7 +47,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all deps module worker unit test valgrind run bench-worker fuzz \
-        fuzz-build clean
+        fuzz-build fuzz-coverage clean
 
 all: module worker
 
@@ -180,6 +181,34 @@ fuzz: fuzz-build
 	        echo "fuzz: $$t failed, input in $(FUZZ_DIR)/crash/$$t"; \
 	        exit 1; \
 	    fi; \
+	done
+
+# Which lines of the parsers each target's corpus reaches (the seeds and
+# what make fuzz grew), by llvm-cov.
+$(FUZZ_DIR)/cov_%: fuzz/fuzz_%.c fuzz/fuzz_alloc.h $(FUZZ_SRCS) \
+                   $(CORE_HDRS) worker/worker_spool_record.h $(FUZZ_GEN)
+	@sh tools/deps.sh clang libclang-rt-14-dev llvm
+	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer \
+	    -fprofile-instr-generate -fcoverage-mapping \
+	    -I$(CORE_DIR) -Iworker -Ifuzz -I$(FUZZ_DIR)/gen -o $@ $< $(FUZZ_SRCS)
+
+fuzz-coverage: $(patsubst %,$(FUZZ_DIR)/cov_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    case $$t in \
+	    cart)  src="$(CORE_DIR)/loyalty_cart.c $(CORE_DIR)/loyalty_json.c" ;; \
+	    money) src="$(CORE_DIR)/loyalty_money.c" ;; \
+	    code)  src="$(CORE_DIR)/loyalty_code.c" ;; \
+	    *)     src="worker/worker_spool_record.c $(CORE_DIR)/loyalty_json.c" ;; \
+	    esac; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    LLVM_PROFILE_FILE=$(FUZZ_DIR)/cov_$$t.profraw \
+	        $(FUZZ_DIR)/cov_$$t -runs=0 $(FUZZ_DIR)/corpus/$$t \
+	        fuzz/corpus/$$t > $(FUZZ_DIR)/cov_$$t.log 2>&1 || exit 1; \
+	    llvm-profdata merge -sparse -o $(FUZZ_DIR)/cov_$$t.profdata \
+	        $(FUZZ_DIR)/cov_$$t.profraw || exit 1; \
+	    echo "fuzz-coverage: $$t"; \
+	    llvm-cov report $(FUZZ_DIR)/cov_$$t \
+	        -instr-profile=$(FUZZ_DIR)/cov_$$t.profdata $$src || exit 1; \
 	done
 
 clean:

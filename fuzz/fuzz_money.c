@@ -1,8 +1,10 @@
 /*
  * Money: decimal text to minor units and back.  The first byte chooses
- * the currency's decimals and the rounding; the rest is the text.
+ * the currency's decimals, the rounding, and whether amounts may be
+ * negative (the cart's may not); the rest is the text.
  *
- *   - a parsed amount is within the bounds asked for;
+ *   - a parsed amount is within the bounds asked for: never negative,
+ *     however small, where the bounds say so;
  *   - formatting it and parsing that back exactly gives the same amount;
  *   - the five roundings agree where the text is exact, and otherwise
  *     DOWN and UP are neighbours with the HALF ones between them;
@@ -20,7 +22,7 @@
 
 static void
 fuzz_money_parse(const char *text, size_t len, unsigned decimals,
-    loyalty_round_t round)
+    loyalty_round_t round, int64_t min)
 {
     char                  buf[LOYALTY_MONEY_TEXT_MAX];
     size_t                n;
@@ -31,7 +33,7 @@ fuzz_money_parse(const char *text, size_t len, unsigned decimals,
 
     spec.decimals = decimals;
     spec.round = round;
-    spec.min = -LOYALTY_MONEY_LIMIT;
+    spec.min = min;
     spec.max = LOYALTY_MONEY_LIMIT;
 
     rc = loyalty_money_parse(text, len, &spec, &v);
@@ -42,6 +44,9 @@ fuzz_money_parse(const char *text, size_t len, unsigned decimals,
     }
 
     FUZZ_CHECK(v >= spec.min && v <= spec.max);
+
+    /* "-0.001" is refused where amounts may not be negative */
+    FUZZ_CHECK(min < 0 || len == 0 || text[0] != '-' || v == 0);
 
     n = loyalty_money_format(v, decimals, buf);
     FUZZ_CHECK(n > 0 && n < sizeof(buf) && buf[n] == '\0');
@@ -149,9 +154,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     decimals = data[0] & 3;
-    round = (loyalty_round_t) ((data[0] >> 2) % 5);
+    round = (loyalty_round_t) (((data[0] >> 2) & 7) % 5);
 
-    fuzz_money_parse((const char *) data + 1, size - 1, decimals, round);
+    fuzz_money_parse((const char *) data + 1, size - 1, decimals, round,
+                     (data[0] & 0x80) ? 0 : -LOYALTY_MONEY_LIMIT);
+
+    /* a currency code: three capitals or nothing */
+    n = (size_t) loyalty_currency_decimals((const char *) data + 1, size - 1);
+
+    if (n != (size_t) -1) {
+        FUZZ_CHECK(size - 1 == 3 && (n == 0 || n == 2 || n == 3));
+    }
 
     if (size >= 25) {
         fuzz_money_muldiv(data + 1, round);
