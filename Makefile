@@ -10,6 +10,8 @@
 #                   scenarios (wrk), instructions per request (callgrind),
 #                   the worker's drain; make bench-rss: nginx's RSS over 1M
 #                   requests (docs/performance.md)
+#   make fuzz       each libFuzzer harness of fuzz/ for FUZZ_SECONDS
+#   make fuzz-coverage   the lines of the parsers their corpora reach
 
 NGINX_SRC ?= /usr/share/nginx/src
 SANITIZE  ?=
@@ -50,7 +52,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all deps module worker unit test valgrind chaos run bench bench-http \
-        bench-cost bench-rss bench-worker clean
+        bench-cost bench-rss bench-worker fuzz fuzz-build fuzz-coverage clean
 
 all: module worker
 
@@ -107,8 +109,13 @@ $(WORKER): $(WORKER_SRCS) $(wildcard worker/*.h) $(CORE_SRCS) $(CORE_HDRS) \
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit_helpers.h $(CORE_SRCS) $(CORE_HDRS) \
                   $(LUA_HDR) | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(CORE_DIR) -I$(GEN) -o $@ $< $(CORE_SRCS) \
-	    $(LDFLAGS) -lcmocka
+	$(CC) $(CFLAGS) -I$(CORE_DIR) -I$(GEN) -Iworker -o $@ $< $(CORE_SRCS) \
+	    $(UNIT_EXTRA) $(LDFLAGS) -lcmocka
+
+# the worker's pure parts, tested like the core
+$(BUILD)/unit/test_spool_record: UNIT_EXTRA := worker/worker_spool_record.c
+$(BUILD)/unit/test_spool_record: worker/worker_spool_record.c \
+                                 worker/worker_spool_record.h
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done
@@ -171,6 +178,77 @@ bench-rss: all
 
 bench-worker: all
 	LOYALTY_BUILD=$(BUILD) perl bench/worker-drain.pl $(ACCRUALS) $(CUSTOMERS)
+
+# --- fuzzing: the pure parsers under libFuzzer, ASan and UBSan ----------------
+
+# FUZZ_TARGETS narrows the run (FUZZ_TARGETS="cart money"); each harness
+# grows its corpus in build/fuzz/corpus/<target>, seeded from fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= cart money code spool_record
+FUZZ_DIR     := build/fuzz
+FUZZ_CC      := clang
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror \
+                -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+                -I$(CORE_DIR) -Iworker -Ifuzz
+FUZZ_GEN     := $(FUZZ_DIR)/gen/loyalty_lua.h
+FUZZ_SRCS    := $(CORE_SRCS) worker/worker_spool_record.c
+
+$(FUZZ_GEN): $(LUA_SRCS) tools/embed-lua.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-lua.sh $@ $(LUA_SRCS)
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_alloc.h $(FUZZ_SRCS) \
+                    $(CORE_HDRS) worker/worker_spool_record.h $(FUZZ_GEN)
+	@sh tools/deps.sh clang libclang-rt-14-dev
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(FUZZ_DIR)/gen -o $@ $< $(FUZZ_SRCS)
+
+fuzz-build: $(patsubst %,$(FUZZ_DIR)/fuzz_%,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    rm -rf $(FUZZ_DIR)/crash/$$t; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/crash/$$t; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS)s, log in $(FUZZ_DIR)/$$t.log"; \
+	    dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	    $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/crash/$$t/ \
+	        $$dict $(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t \
+	        > $(FUZZ_DIR)/$$t.log 2>&1; \
+	    grep -E '^(#[0-9]+ +DONE|Done|stat::|SUMMARY)' $(FUZZ_DIR)/$$t.log; \
+	    if ls $(FUZZ_DIR)/crash/$$t | grep -q .; then \
+	        echo "fuzz: $$t failed, input in $(FUZZ_DIR)/crash/$$t"; \
+	        exit 1; \
+	    fi; \
+	done
+
+# Which lines of the parsers each target's corpus reaches (the seeds and
+# what make fuzz grew), by llvm-cov.
+$(FUZZ_DIR)/cov_%: fuzz/fuzz_%.c fuzz/fuzz_alloc.h $(FUZZ_SRCS) \
+                   $(CORE_HDRS) worker/worker_spool_record.h $(FUZZ_GEN)
+	@sh tools/deps.sh clang libclang-rt-14-dev llvm
+	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer \
+	    -fprofile-instr-generate -fcoverage-mapping \
+	    -I$(CORE_DIR) -Iworker -Ifuzz -I$(FUZZ_DIR)/gen -o $@ $< $(FUZZ_SRCS)
+
+fuzz-coverage: $(patsubst %,$(FUZZ_DIR)/cov_%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	    case $$t in \
+	    cart)  src="$(CORE_DIR)/loyalty_cart.c $(CORE_DIR)/loyalty_json.c" ;; \
+	    money) src="$(CORE_DIR)/loyalty_money.c" ;; \
+	    code)  src="$(CORE_DIR)/loyalty_code.c" ;; \
+	    *)     src="worker/worker_spool_record.c $(CORE_DIR)/loyalty_json.c" ;; \
+	    esac; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+	    LLVM_PROFILE_FILE=$(FUZZ_DIR)/cov_$$t.profraw \
+	        $(FUZZ_DIR)/cov_$$t -runs=0 $(FUZZ_DIR)/corpus/$$t \
+	        fuzz/corpus/$$t > $(FUZZ_DIR)/cov_$$t.log 2>&1 || exit 1; \
+	    llvm-profdata merge -sparse -o $(FUZZ_DIR)/cov_$$t.profdata \
+	        $(FUZZ_DIR)/cov_$$t.profraw || exit 1; \
+	    echo "fuzz-coverage: $$t"; \
+	    llvm-cov report $(FUZZ_DIR)/cov_$$t \
+	        -instr-profile=$(FUZZ_DIR)/cov_$$t.profdata $$src || exit 1; \
+	done
 
 clean:
 	rm -rf build run

@@ -166,13 +166,28 @@ ngx_http_loyalty_admin_body(ngx_http_request_t *r)
         ctx->body = loyalty_json_parse((char *) body.data, body.len, &limits,
                                        &jerr);
 
+        if (ctx->body == NULL && jerr.reason == NULL) {
+            ngx_http_loyalty_admin_error(ctx,
+                                         NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                         "internal_error", "out of memory");
+            return;
+        }
+
+        /* valid JSON beyond a bound is told apart, as at the checkout */
+        if (ctx->body == NULL && jerr.limit) {
+            ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                         "json_too_complex",
+                                         "the body exceeds a limit of the "
+                                         "admin API: %s at byte %uz",
+                                         jerr.reason, jerr.offset);
+            return;
+        }
+
         if (ctx->body == NULL) {
             ngx_http_loyalty_admin_error(ctx, NGX_HTTP_BAD_REQUEST,
                                          "invalid_json",
                                          "the body is not valid JSON: %s at "
-                                         "byte %uz",
-                                         jerr.reason ? jerr.reason
-                                                     : "out of memory",
+                                         "byte %uz", jerr.reason,
                                          jerr.offset);
             return;
         }

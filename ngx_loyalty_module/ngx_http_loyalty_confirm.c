@@ -189,9 +189,10 @@ ngx_http_loyalty_confirm_read(ngx_http_request_t *r,
             || ngx_strncmp(ctx->cart.customer.data, ctx->customer.data,
                            ctx->customer.len) != 0))
     {
-        ngx_http_loyalty_confirm_skip(ctx, "the order names customer "
-                                      "\"%*s\", the request is from "
-                                      "another", ctx->cart.customer.len,
+        ngx_http_loyalty_confirm_skip(ctx, "customer_mismatch: the order "
+                                      "names customer \"%*s\", the request "
+                                      "is from another",
+                                      ctx->cart.customer.len,
                                       ctx->cart.customer.data);
         return NGX_ERROR;
     }
@@ -204,7 +205,7 @@ ngx_http_loyalty_confirm_read(ngx_http_request_t *r,
     ctx->coupon.len = ctx->cart.coupon.len;
 
     if (ctx->order.len == 0 && llcf->response_order_id.len == 0) {
-        ngx_http_loyalty_confirm_skip(ctx, "%s is required",
+        ngx_http_loyalty_confirm_skip(ctx, "missing_field: %s is required",
                                       llcf->cart.pointer
                                           [LOYALTY_FIELD_ORDER_ID]);
         return NGX_ERROR;

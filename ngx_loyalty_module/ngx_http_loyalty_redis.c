@@ -65,6 +65,7 @@ typedef struct {
     ngx_http_loyalty_main_conf_t       *conf;
 
     time_t                              last_error_at;
+    time_t                              refused_at;
     size_t                              last_error_len;
     u_char                              last_error[NGX_HTTP_LOYALTY_ERROR_LEN];
 
@@ -74,6 +75,7 @@ typedef struct {
 
 
 static void ngx_http_loyalty_redis_connect(ngx_event_t *ev);
+static void ngx_http_loyalty_redis_refused(redisReply *reply);
 static ngx_int_t ngx_http_loyalty_redis_attach(redisAsyncContext *ac);
 static void ngx_http_loyalty_redis_send_init(void);
 static void ngx_http_loyalty_redis_init_reply(void *data, ngx_uint_t status,
@@ -361,7 +363,7 @@ ngx_http_loyalty_redis_init_reply(void *data, ngx_uint_t status,
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_http_loyalty_redis_fail("%*s", (int) reply->len, reply->str);
+        ngx_http_loyalty_redis_fail("%*s", (size_t) reply->len, reply->str);
         ngx_http_loyalty_redis_drop();
         return;
     }
@@ -673,6 +675,10 @@ ngx_http_loyalty_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
             return;
         }
 
+        if (reply->type == REDIS_REPLY_ERROR) {
+            ngx_http_loyalty_redis_refused(reply);
+        }
+
         status = NGX_HTTP_LOYALTY_REDIS_OK;
 
         /* a connection's setup is not a round trip anything waits for */
@@ -895,6 +901,32 @@ ngx_http_loyalty_redis_lost(const redisAsyncContext *ac)
         ngx_http_loyalty_redis_fail("%s", ac->err ? ac->errstr
                                                   : "connection closed");
     }
+}
+
+
+/*
+ * Redis answered, but with an error: the ACL user lacks a command
+ * (NOPERM), a failover left us on a replica (READONLY), memory is full
+ * (OOM), a snapshot failed (MISCONF), or a script broke.  The request
+ * fails as if Redis were down; ops need the reason, and it repeats on
+ * every request, so it is logged at most once a minute per worker.
+ */
+
+static void
+ngx_http_loyalty_redis_refused(redisReply *reply)
+{
+    ngx_http_loyalty_redis_t  *rd = &ngx_http_loyalty_redis;
+
+    if (ngx_time() - rd->refused_at < 60) {
+        return;
+    }
+
+    rd->refused_at = ngx_time();
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "loyalty: redis %V refused a command: %*s",
+                  &rd->conf->redis_name, ngx_min(reply->len, (size_t) 200),
+                  reply->str);
 }
 
 

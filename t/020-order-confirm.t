@@ -950,7 +950,8 @@ subtest 'loyalty_order_source response: the order is the shop\'s answer, '
               'an answer without an order id: status invalid');
     sleep 0.2;
     like($s->log_since_mark,
-         qr/\[warn\].*loyalty: order confirmation not recorded, \/order_id is required while/,
+         qr{\[warn\].*loyalty:\ order\ confirmation\ not\ recorded,
+            \ missing_field:\ /order_id\ is\ required\ while}x,
          'a [warn] says why');
     is_deeply(redis_keys($s), $keys, 'nothing written to Redis');
 

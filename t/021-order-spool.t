@@ -271,6 +271,34 @@ sub {
     $t->stop;
 };
 
+subtest 'a line with a command nginx never spools is set aside, and '
+        . 'nothing of it runs' => sub {
+    my $t = shop();
+
+    open my $fh, '>', "$t->{spool}/orders.1.log" or die $!;
+    print $fh '{"v":1,"at":1,"order":"o-x","customer":"9","calls":['
+        . '{"command":["SET","loyalty:{customer:9}","owned"]}]}' . "\n";
+    print $fh '{"v":1,"at":1,"order":"o-y","customer":"9","calls":['
+        . '{"script":"account_grant","argv":["1","loyalty:{customer:9}",'
+        . '"1000"]}]}' . "\n";
+    close $fh;
+
+    my ($rc, $out) = $t->run_worker('--once', '--spool', $t->{spool});
+    is($rc, 0, 'the pass succeeded');
+    like($out, qr/set aside in \S+: a command other than the events XADD/,
+         'the command is named as the reason');
+    like($out, qr/a script a confirmation does not run/,
+         'and so is the script');
+    is($t->redis->cmd('EXISTS', 'loyalty:{customer:9}'), 0,
+       'neither reached Redis');
+
+    open $fh, '<', "$t->{spool}/rejected.log" or die $!;
+    my @rejected = <$fh>;
+    is(scalar @rejected, 2, 'both kept in rejected.log');
+
+    $t->stop;
+};
+
 subtest 'two nginx workers spooling at once keep every line whole' => sub {
     my $t = shop(workers => 2);
 

@@ -407,7 +407,7 @@ static redisContext *
 worker_connect(worker_t *w)
 {
     int              i;
-    char            *host, *colon;
+    char            *host, *colon, db[24];
     long             port;
     redisReply      *reply;
     redisContext    *c;
@@ -453,10 +453,12 @@ worker_connect(worker_t *w)
 
     if (w->conf.password != NULL) {
         if (w->conf.user != NULL) {
-            reply = redisCommand(c, "AUTH %s %s", w->conf.user,
-                                 w->conf.password);
+            reply = worker_command(c, 3, (const char *[]) {
+                                       "AUTH", w->conf.user,
+                                       w->conf.password }, NULL);
         } else {
-            reply = redisCommand(c, "AUTH %s", w->conf.password);
+            reply = worker_command(c, 2, (const char *[]) {
+                                       "AUTH", w->conf.password }, NULL);
         }
 
         if (worker_reply_ok(w, c, reply) != 0) {
@@ -466,7 +468,9 @@ worker_connect(worker_t *w)
     }
 
     if (w->conf.db != 0) {
-        reply = redisCommand(c, "SELECT %ld", w->conf.db);
+        snprintf(db, sizeof(db), "%ld", w->conf.db);
+        reply = worker_command(c, 2, (const char *[]) { "SELECT", db },
+                               NULL);
 
         if (worker_reply_ok(w, c, reply) != 0) {
             redisFree(c);
@@ -476,8 +480,10 @@ worker_connect(worker_t *w)
 
     /* the scripts, as nginx loads them: EVALSHA needs them */
     for (i = 0; i < LOYALTY_SCRIPT_N; i++) {
-        reply = redisCommand(c, "SCRIPT LOAD %b", loyalty_scripts[i].source,
-                             loyalty_scripts[i].len);
+        reply = worker_command(c, 3, (const char *[]) {
+                                   "SCRIPT", "LOAD",
+                                   loyalty_scripts[i].source },
+                               (size_t []) { 6, 4, loyalty_scripts[i].len });
 
         if (worker_reply_ok(w, c, reply) != 0) {
             redisFree(c);
@@ -497,13 +503,58 @@ worker_redis_argv(worker_t *w, int argc, const char **argv,
 {
     redisReply  *reply;
 
-    reply = redisCommandArgv(w->redis, argc, argv, argvlen);
+    reply = worker_command(w->redis, argc, argv, argvlen);
 
     if (reply == NULL) {
         worker_redis_error(w, w->redis->errstr);
     }
 
     return reply;
+}
+
+
+static void
+worker_command_lengths(int argc, const char **argv, const size_t *argvlen,
+    size_t *lens)
+{
+    int  i;
+
+    for (i = 0; i < argc; i++) {
+        lens[i] = (argvlen == NULL || argvlen[i] == WORKER_CSTR)
+                  ? strlen(argv[i]) : argvlen[i];
+    }
+}
+
+
+redisReply *
+worker_command(redisContext *c, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    size_t  lens[WORKER_COMMAND_ARGS];
+
+    if (argc > WORKER_COMMAND_ARGS) {
+        return NULL;
+    }
+
+    worker_command_lengths(argc, argv, argvlen, lens);
+
+    return redisCommandArgv(c, argc, argv, lens);
+}
+
+
+int
+worker_append(redisContext *c, int argc, const char **argv,
+    const size_t *argvlen)
+{
+    size_t  lens[WORKER_COMMAND_ARGS];
+
+    if (argc > WORKER_COMMAND_ARGS) {
+        return REDIS_ERR;
+    }
+
+    worker_command_lengths(argc, argv, argvlen, lens);
+
+    return redisAppendCommandArgv(c, argc, argv, lens);
 }
 
 
@@ -552,15 +603,19 @@ worker_redis_error(worker_t *w, const char *what)
 static int
 worker_heartbeat(worker_t *w)
 {
-    long long   now;
-    redisReply *reply;
+    char         now[24], old[24];
+    long long    t;
+    redisReply  *reply;
 
-    now = (long long) time(NULL);    /* the real clock, even with --now */
+    t = (long long) time(NULL);      /* the real clock, even with --now */
+    snprintf(now, sizeof(now), "%lld", t);
+    snprintf(old, sizeof(old), "%lld", t - WORKER_HEARTBEAT_KEEP);
 
-    redisAppendCommand(w->redis, "ZADD %s %lld %s", LOYALTY_KEY_WORKERS, now,
-                       w->id);
-    redisAppendCommand(w->redis, "ZREMRANGEBYSCORE %s -inf %lld",
-                       LOYALTY_KEY_WORKERS, now - WORKER_HEARTBEAT_KEEP);
+    worker_append(w->redis, 4, (const char *[]) {
+                      "ZADD", LOYALTY_KEY_WORKERS, now, w->id }, NULL);
+    worker_append(w->redis, 4, (const char *[]) {
+                      "ZREMRANGEBYSCORE", LOYALTY_KEY_WORKERS, "-inf", old },
+                  NULL);
 
     if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
         || worker_reply_ok(w, w->redis, reply) != 0)

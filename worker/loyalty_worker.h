@@ -61,6 +61,20 @@ int worker_reply_ok(worker_t *w, redisContext *c, redisReply *reply);
 redisReply *worker_redis_argv(worker_t *w, int argc, const char **argv,
     const size_t *argvlen);
 
+/*
+ * Every command goes to Redis as an argument vector, never through a
+ * format string: nothing an argument holds (an id read from Redis, a
+ * password) can change the command.  A length of WORKER_CSTR, or argvlen
+ * NULL, takes the argument as a C string.
+ */
+#define WORKER_COMMAND_ARGS  24
+#define WORKER_CSTR          ((size_t) -1)
+
+redisReply *worker_command(redisContext *c, int argc, const char **argv,
+    const size_t *argvlen);
+int worker_append(redisContext *c, int argc, const char **argv,
+    const size_t *argvlen);
+
 void *worker_arena_alloc(void *ctx, size_t size);
 
 /*

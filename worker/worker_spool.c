@@ -26,21 +26,21 @@
 #include "loyalty_keys.h"
 #include "loyalty_script.h"
 #include "loyalty_worker.h"
-
-
-#define SPOOL_LINE_MAX  (1024 * 1024)
-#define SPOOL_ARGS_MAX  64
+#include "worker_spool_record.h"
 
 
 static int spool_replay_file(worker_t *w, int fd, const char *path);
-static int spool_replay_line(worker_t *w, char *line, size_t len);
-static int spool_call(worker_t *w, const loyalty_json_t *call,
-    const loyalty_json_t *order, const loyalty_json_t *customer);
-static int spool_event(worker_t *w, const loyalty_json_t *order,
-    const loyalty_json_t *customer, redisReply *reply);
-static int spool_count(worker_t *w, const loyalty_json_t *customer,
-    const loyalty_json_t *args, redisReply *reply);
-static int spool_count_coupon(worker_t *w, const loyalty_json_t *args);
+static int spool_replay_line(worker_t *w, char *line, size_t len,
+    const char **why);
+static int spool_call(worker_t *w, const worker_spool_record_t *rec,
+    const worker_spool_call_t *call);
+static int spool_event(worker_t *w, const worker_spool_record_t *rec,
+    redisReply *reply);
+static int spool_count(worker_t *w, const worker_spool_record_t *rec,
+    const worker_spool_call_t *call, redisReply *reply);
+static int spool_count_coupon(worker_t *w, const worker_spool_call_t *call);
+static int spool_reply_is(redisReply *reply, size_t elements,
+    const char *status);
 static void spool_reject(const char *dir, const char *line, size_t len,
     const char *why);
 static void spool_count_ops(worker_t *w, int replayed, int rejected);
@@ -145,11 +145,12 @@ worker_spool_replay(worker_t *w)
 static int
 spool_replay_file(worker_t *w, int fd, const char *path)
 {
-    int       n, rejected;
-    FILE     *f;
-    char     *line;
-    size_t    cap;
-    ssize_t   len;
+    int          n, rejected;
+    FILE        *f;
+    char        *line;
+    size_t       cap;
+    ssize_t      len;
+    const char  *why;
 
     f = fdopen(fd, "r");
     if (f == NULL) {
@@ -165,12 +166,13 @@ spool_replay_file(worker_t *w, int fd, const char *path)
     while ((len = getline(&line, &cap, f)) != -1) {
 
         if (len == 0 || line[len - 1] != '\n') {
-            spool_reject(w->conf.spool, line, (size_t) len, "cut short");
+            spool_reject(w->conf.spool, line, (size_t) len,
+                         "the line is cut short");
             rejected++;
             continue;
         }
 
-        switch (spool_replay_line(w, line, (size_t) len - 1)) {
+        switch (spool_replay_line(w, line, (size_t) len - 1, &why)) {
 
         case 0:
             n++;
@@ -183,8 +185,7 @@ spool_replay_file(worker_t *w, int fd, const char *path)
             return -1;
 
         default:
-            spool_reject(w->conf.spool, line, (size_t) len - 1,
-                         "not a spool record");
+            spool_reject(w->conf.spool, line, (size_t) len - 1, why);
             rejected++;
         }
     }
@@ -220,39 +221,43 @@ spool_replay_file(worker_t *w, int fd, const char *path)
 static void
 spool_count_ops(worker_t *w, int replayed, int rejected)
 {
-    redisReply  *r;
+    char         n[2][16];
+    const char  *argv[2][4] = {
+        { "HINCRBY", LOYALTY_KEY_OPS, "spool_replayed", n[0] },
+        { "HINCRBY", LOYALTY_KEY_OPS, "spool_rejected", n[1] }
+    };
+
+    snprintf(n[0], sizeof(n[0]), "%d", replayed);
+    snprintf(n[1], sizeof(n[1]), "%d", rejected);
 
     if (replayed) {
-        r = redisCommand(w->redis, "HINCRBY %s spool_replayed %d",
-                         LOYALTY_KEY_OPS, replayed);
-        (void) worker_reply_ok(w, w->redis, r);
+        (void) worker_reply_ok(w, w->redis,
+                               worker_command(w->redis, 4, argv[0], NULL));
     }
 
     if (rejected) {
-        r = redisCommand(w->redis, "HINCRBY %s spool_rejected %d",
-                         LOYALTY_KEY_OPS, rejected);
-        (void) worker_reply_ok(w, w->redis, r);
+        (void) worker_reply_ok(w, w->redis,
+                               worker_command(w->redis, 4, argv[1], NULL));
     }
 }
 
 
 /*
- * 0 when done, -1 when Redis failed, 1 when the line is not a record.  A
- * call answering "conflict" ends its line: what follows it was for an
- * order that is not this customer's.
+ * 0 when done, -1 when Redis failed, 1 when the line is not a record (why
+ * says how).  A call answering "conflict" ends its line: what follows it
+ * was for an order that is not this customer's.
  */
 
 static int
-spool_replay_line(worker_t *w, char *line, size_t len)
+spool_replay_line(worker_t *w, char *line, size_t len, const char **why)
 {
     int                     rc;
-    loyalty_json_t         *root;
+    size_t                  i;
     worker_arena_t          arena;
-    loyalty_json_error_t    err;
-    loyalty_json_limits_t   limits;
-    const loyalty_json_t   *calls, *call, *order, *customer, *v;
+    worker_spool_record_t   rec;
 
-    if (len > SPOOL_LINE_MAX) {
+    if (len > WORKER_SPOOL_LINE_MAX) {
+        *why = "the line is too long";
         return 1;
     }
 
@@ -263,32 +268,15 @@ spool_replay_line(worker_t *w, char *line, size_t len)
         return -1;
     }
 
-    limits.alloc = worker_arena_alloc;
-    limits.ctx = &arena;
-    limits.max_depth = 8;
-    limits.max_values = 4096;
-    limits.max_members = 16;
-    limits.max_string = len;
-
-    root = loyalty_json_parse(line, len, &limits, &err);
-
-    v = loyalty_json_get(root, "v", 1);
-    calls = loyalty_json_get(root, "calls", 5);
-    order = loyalty_json_get(root, "order", 5);
-    customer = loyalty_json_get(root, "customer", 8);
-
-    if (root == NULL || v == NULL || strcmp(v->text, "1") != 0
-        || calls == NULL || calls->type != LOYALTY_JSON_ARRAY
-        || order == NULL || customer == NULL)
-    {
+    rc = worker_spool_record_read(line, len, worker_arena_alloc, &arena,
+                                  &rec, why);
+    if (rc != 0) {
         free(arena.buf);
-        return 1;
+        return rc == -1 ? 1 : -1;
     }
 
-    rc = 0;
-
-    for (call = calls->child; call != NULL && rc == 0; call = call->next) {
-        rc = spool_call(w, call, order, customer);
+    for (i = 0; i < rec.ncalls && rc == 0; i++) {
+        rc = spool_call(w, &rec, &rec.calls[i]);
     }
 
     free(arena.buf);
@@ -299,53 +287,26 @@ spool_replay_line(worker_t *w, char *line, size_t len)
 
 
 static int
-spool_call(worker_t *w, const loyalty_json_t *call,
-    const loyalty_json_t *order, const loyalty_json_t *customer)
+spool_call(worker_t *w, const worker_spool_record_t *rec,
+    const worker_spool_call_t *call)
 {
-    int                    argc, i, rc;
-    size_t                 argvlen[SPOOL_ARGS_MAX + 2];
-    redisReply            *reply;
-    const char            *argv[SPOOL_ARGS_MAX + 2];
-    const loyalty_json_t  *script, *args, *a;
-
-    script = loyalty_json_get(call, "script", 6);
-    args = loyalty_json_get(call, script ? "argv" : "command",
-                            script ? 4 : 7);
-
-    if (args == NULL || args->type != LOYALTY_JSON_ARRAY
-        || args->count == 0 || args->count > SPOOL_ARGS_MAX)
-    {
-        return 1;
-    }
+    int          argc, i, rc;
+    size_t       argvlen[WORKER_SPOOL_ARGS_MAX + 2];
+    redisReply  *reply;
+    const char  *argv[WORKER_SPOOL_ARGS_MAX + 2];
 
     argc = 0;
 
-    if (script != NULL) {
-        for (i = 0; i < LOYALTY_SCRIPT_N; i++) {
-            if (strcmp(loyalty_scripts[i].name, script->text) == 0) {
-                break;
-            }
-        }
-
-        if (i == LOYALTY_SCRIPT_N) {
-            worker_log(WORKER_LOG_ERROR, "the spool names an unknown script "
-                       "\"%s\"", script->text);
-            return 1;
-        }
-
+    if (call->script >= 0) {
         argv[argc] = "EVALSHA";
         argvlen[argc++] = 7;
-        argv[argc] = loyalty_scripts[i].sha1;
+        argv[argc] = loyalty_scripts[call->script].sha1;
         argvlen[argc++] = 40;
     }
 
-    for (a = args->child; a != NULL; a = a->next) {
-        if (a->type != LOYALTY_JSON_STRING) {
-            return 1;
-        }
-
-        argv[argc] = a->text;
-        argvlen[argc++] = a->len;
+    for (i = 0; i < call->argc; i++) {
+        argv[argc] = call->argv[i];
+        argvlen[argc++] = call->argvlen[i];
     }
 
     reply = worker_redis_argv(w, argc, argv, argvlen);
@@ -366,25 +327,23 @@ spool_call(worker_t *w, const loyalty_json_t *call,
         /* the order is another customer's, or was other: nothing more */
         worker_log(WORKER_LOG_ERROR, "spooled order \"%s\" of customer "
                    "\"%s\" conflicts with one recorded before; not "
-                   "recorded again", order->text, customer->text);
+                   "recorded again", rec->order, rec->customer);
         rc = 2;
 
-    } else if (script != NULL && strcmp(script->text, "order_record") == 0
-               && reply->type == REDIS_REPLY_ARRAY && reply->elements == 6
-               && strcmp(reply->element[0]->str, "recorded") == 0)
+    } else if (call->script == LOYALTY_SCRIPT_order_record
+               && spool_reply_is(reply, 6, "recorded"))
     {
         /* the first time this order is recorded: its event goes now */
-        rc = spool_event(w, order, customer, reply);
+        rc = spool_event(w, rec, reply);
 
         if (rc == 0) {
-            rc = spool_count(w, customer, args, reply);
+            rc = spool_count(w, rec, call, reply);
         }
 
-    } else if (script != NULL && strcmp(script->text, "coupon_commit") == 0
-               && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
-               && strcmp(reply->element[0]->str, "committed") == 0)
+    } else if (call->script == LOYALTY_SCRIPT_coupon_commit
+               && spool_reply_is(reply, 2, "committed"))
     {
-        rc = spool_count_coupon(w, args);
+        rc = spool_count_coupon(w, call);
     }
 
     freeReplyObject(reply);
@@ -393,23 +352,76 @@ spool_call(worker_t *w, const loyalty_json_t *call,
 }
 
 
-static int
-spool_event(worker_t *w, const loyalty_json_t *order,
-    const loyalty_json_t *customer, redisReply *reply)
-{
-    char          id[256], points[32], pending[32], at[32], maxlen[32];
-    redisReply   *r;
+/*
+ * A script's answer: an array of so many elements, a status string, then
+ * integers.
+ */
 
-    snprintf(id, sizeof(id), "points_earned:%s", order->text);
+static int
+spool_reply_is(redisReply *reply, size_t elements, const char *status)
+{
+    size_t  i;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != elements
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || strcmp(reply->element[0]->str, status) != 0)
+    {
+        return 0;
+    }
+
+    for (i = 1; i < elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* as ngx_http_loyalty_job_event() writes it, by argv like every command */
+
+static int
+spool_event(worker_t *w, const worker_spool_record_t *rec, redisReply *reply)
+{
+    int          i;
+    char         id[256], points[32], pending[32], at[32], maxlen[32];
+    size_t       argvlen[20];
+    redisReply  *r;
+    const char  *argv[20];
+
+    snprintf(id, sizeof(id), "points_earned:%s", rec->order);
     snprintf(points, sizeof(points), "%lld", reply->element[1]->integer);
     snprintf(pending, sizeof(pending), "%lld", reply->element[2]->integer);
     snprintf(at, sizeof(at), "%lld", (long long) time(NULL));
     snprintf(maxlen, sizeof(maxlen), "%ld", w->conf.events_max);
 
-    r = redisCommand(w->redis, "XADD %s MAXLEN ~ %s * type points_earned "
-                     "id %s customer %s order %s points %s pending %s at %s",
-                     LOYALTY_KEY_EVENTS, maxlen, id, customer->text,
-                     order->text, points, pending, at);
+    argv[0] = "XADD";
+    argv[1] = LOYALTY_KEY_EVENTS;
+    argv[2] = "MAXLEN";
+    argv[3] = "~";
+    argv[4] = maxlen;
+    argv[5] = "*";
+    argv[6] = "type";
+    argv[7] = "points_earned";
+    argv[8] = "id";
+    argv[9] = id;
+    argv[10] = "customer";
+    argv[11] = rec->customer;
+    argv[12] = "order";
+    argv[13] = rec->order;
+    argv[14] = "points";
+    argv[15] = points;
+    argv[16] = "pending";
+    argv[17] = pending;
+    argv[18] = "at";
+    argv[19] = at;
+
+    for (i = 0; i < 20; i++) {
+        argvlen[i] = strlen(argv[i]);
+    }
+
+    r = worker_redis_argv(w, 20, argv, argvlen);
 
     return worker_reply_ok(w, w->redis, r);
 }
@@ -418,24 +430,18 @@ spool_event(worker_t *w, const loyalty_json_t *order,
 /*
  * The program's totals and the leaderboard, as nginx would have moved
  * them (ngx_http_loyalty_confirm.c): the order's value is its basis,
- * ARGV[5] of order_record.lua.
+ * ARGV[5] of order_record.lua, after the keys.
  */
 
 static int
-spool_count(worker_t *w, const loyalty_json_t *customer,
-    const loyalty_json_t *args, redisReply *reply)
+spool_count(worker_t *w, const worker_spool_record_t *rec,
+    const worker_spool_call_t *call, redisReply *reply)
 {
-    int                    i, nkeys;
-    long long              n, changes[6];
-    const char            *fields[6];
-    const loyalty_json_t  *a;
+    int          basis;
+    long long    n, changes[6];
+    const char  *fields[6];
 
-    a = args->child;
-    nkeys = atoi(a->text);
-
-    for (i = 0; a != NULL && i < nkeys + 5; i++) {
-        a = a->next;
-    }
+    basis = atoi(call->argv[0]) + 5;
 
     n = reply->element[5]->integer;
 
@@ -448,7 +454,7 @@ spool_count(worker_t *w, const loyalty_json_t *customer,
     fields[3] = "member_orders";
     changes[3] = 1;
     fields[4] = "member_value";
-    changes[4] = a != NULL ? atoll(a->text) : 0;
+    changes[4] = basis < call->argc ? atoll(call->argv[basis]) : 0;
     fields[5] = n == 2 ? "repeat_customers" : "customers";
     changes[5] = (n == 1 || n == 2);
 
@@ -456,7 +462,7 @@ spool_count(worker_t *w, const loyalty_json_t *customer,
         return -1;
     }
 
-    return worker_board_add(w, customer->text, customer->len,
+    return worker_board_add(w, rec->customer, rec->customer_len,
                             reply->element[1]->integer);
 }
 
@@ -464,17 +470,14 @@ spool_count(worker_t *w, const loyalty_json_t *customer,
 /* A coupon's use: its code is in its key, loyalty:{coupon:CODE}. */
 
 static int
-spool_count_coupon(worker_t *w, const loyalty_json_t *args)
+spool_count_coupon(worker_t *w, const worker_spool_call_t *call)
 {
-    char                   field[LOYALTY_KEY_MAX];
-    long long              one;
-    const char            *fields[1], *start, *end;
-    const loyalty_json_t  *key;
+    char         field[LOYALTY_KEY_MAX];
+    long long    one;
+    const char  *fields[1], *start, *end;
 
-    key = args->child->next;
-
-    if (key == NULL
-        || (start = strstr(key->text, "{coupon:")) == NULL
+    if (call->argc < 2
+        || (start = strstr(call->argv[1], "{coupon:")) == NULL
         || (end = strchr(start, '}')) == NULL)
     {
         return 0;
@@ -508,6 +511,6 @@ spool_reject(const char *dir, const char *line, size_t len, const char *why)
             line);
     fclose(f);
 
-    worker_log(WORKER_LOG_ERROR, "a spooled line is %s; set aside in %s",
-               why, path);
+    worker_log(WORKER_LOG_ERROR, "a spooled line is not a spool record; set "
+               "aside in %s: %s", path, why);
 }

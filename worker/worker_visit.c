@@ -144,14 +144,16 @@ program_load(worker_t *w)
 {
     int                     rc;
     size_t                  i, len;
-    char                   *p;
+    char                   *p, field[72];
     redisReply             *current, *json;
     loyalty_json_t         *root;
     worker_program_t       *prog;
     loyalty_json_limits_t   limits;
     loyalty_json_error_t    err;
 
-    current = redisCommand(w->redis, "HGET %s current", LOYALTY_KEY_PROGRAM);
+    current = worker_command(w->redis, 3, (const char *[]) {
+                                 "HGET", LOYALTY_KEY_PROGRAM, "current" },
+                             NULL);
     if (current == NULL) {
         worker_redis_error(w, w->redis->errstr);
         return -1;
@@ -177,8 +179,9 @@ program_load(worker_t *w)
         return 0;
     }
 
-    json = redisCommand(w->redis, "HGET %s v:%s", LOYALTY_KEY_PROGRAM,
-                        current->str);
+    snprintf(field, sizeof(field), "v:%s", current->str);
+    json = worker_command(w->redis, 3, (const char *[]) {
+                              "HGET", LOYALTY_KEY_PROGRAM, field }, NULL);
     if (json == NULL) {
         freeReplyObject(current);
         worker_redis_error(w, w->redis->errstr);
@@ -359,12 +362,13 @@ visit_shard(worker_t *w, unsigned shard, const worker_calendar_t *cal,
     worker_tally_t *tally)
 {
     int          rc;
-    char         due[LOYALTY_KEY_MAX], lease[LOYALTY_KEY_MAX];
+    char         due[LOYALTY_KEY_MAX], lease[LOYALTY_KEY_MAX], batch[24];
     size_t       n;
     redisReply  *reply;
 
     loyalty_key_shard(due, shard, "");
     loyalty_key_shard(lease, shard, ":lease");
+    snprintf(batch, sizeof(batch), "%ld", w->conf.batch);
 
     for ( ;; ) {
         rc = shard_lease(w, lease, w->conf.lease);
@@ -382,9 +386,10 @@ visit_shard(worker_t *w, unsigned shard, const worker_calendar_t *cal,
             break;
         }
 
-        reply = redisCommand(w->redis, "ZRANGEBYSCORE %s -inf %lld "
-                             "WITHSCORES LIMIT 0 %ld", due, cal->now,
-                             w->conf.batch);
+        reply = worker_command(w->redis, 8, (const char *[]) {
+                                   "ZRANGEBYSCORE", due, "-inf",
+                                   cal->now_text, "WITHSCORES", "LIMIT", "0",
+                                   batch }, NULL);
 
         if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
             (void) worker_reply_ok(w, w->redis, reply);
@@ -414,11 +419,14 @@ static int
 shard_lease(worker_t *w, const char *lease, long ms)
 {
     int          rc;
+    char         msec[24];
     redisReply  *reply;
 
-    reply = redisCommand(w->redis, "EVALSHA %s 1 %s %s %ld",
-                         loyalty_scripts[LOYALTY_SCRIPT_lease].sha1, lease,
-                         w->id, ms);
+    snprintf(msec, sizeof(msec), "%ld", ms);
+    reply = worker_command(w->redis, 6, (const char *[]) {
+                               "EVALSHA",
+                               loyalty_scripts[LOYALTY_SCRIPT_lease].sha1,
+                               "1", lease, w->id, msec }, NULL);
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         (void) worker_reply_ok(w, w->redis, reply);
@@ -547,7 +555,8 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
                         ":out");
             snprintf(trim, sizeof(trim), "%zu",
                      visits[i]->elements - VISIT_HEAD);
-            redisAppendCommand(w->redis, "LTRIM %s %s -1", outbox, trim);
+            worker_append(w->redis, 4, (const char *[]) {
+                              "LTRIM", outbox, trim, "-1" }, NULL);
             tally->events += (int) (visits[i]->elements - VISIT_HEAD);
         }
 
@@ -571,11 +580,14 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
             snprintf(next, sizeof(next), "%lld", soonest);
         }
 
-        redisAppendCommand(w->redis, "EVALSHA %s 1 %s %b %b %s",
-                           loyalty_scripts[LOYALTY_SCRIPT_due_next].sha1,
-                           due, customer->str, customer->len,
-                           entries->element[2 * i + 1]->str,
-                           entries->element[2 * i + 1]->len, next);
+        worker_append(w->redis, 7, (const char *[]) {
+                          "EVALSHA",
+                          loyalty_scripts[LOYALTY_SCRIPT_due_next].sha1,
+                          "1", due, customer->str,
+                          entries->element[2 * i + 1]->str, next },
+                      (size_t []) {
+                          7, 40, 1, WORKER_CSTR, customer->len,
+                          entries->element[2 * i + 1]->len, WORKER_CSTR });
         tally->visited++;
     }
 
@@ -713,16 +725,25 @@ settle_referral(worker_t *w, redisReply *customer, redisReply *code,
 {
     int                 rc;
     char                key[LOYALTY_KEY_MAX], id[LOYALTY_KEY_MAX];
+    char                limit[24], period[24];
     redisReply         *reply, *decision, *referrer;
     loyalty_program_t  *p = &w->program->p;
 
     loyalty_key(key, "referral", code->str, code->len, "");
 
-    reply = redisCommand(w->redis, "EVALSHA %s 1 %s %b %s %lld %lld",
-                         loyalty_scripts[LOYALTY_SCRIPT_referral_settle].sha1,
-                         key, customer->str, customer->len, cal->now_text,
-                         (long long) p->referral_limit,
-                         (long long) p->referral_period);
+    snprintf(limit, sizeof(limit), "%lld", (long long) p->referral_limit);
+    snprintf(period, sizeof(period), "%lld",
+             (long long) p->referral_period);
+
+    reply = worker_command(w->redis, 8, (const char *[]) {
+                               "EVALSHA",
+                               loyalty_scripts
+                                   [LOYALTY_SCRIPT_referral_settle].sha1,
+                               "1", key, customer->str, cal->now_text,
+                               limit, period },
+                           (size_t []) {
+                               7, 40, 1, WORKER_CSTR, customer->len,
+                               WORKER_CSTR, WORKER_CSTR, WORKER_CSTR });
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 2)
@@ -811,7 +832,7 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
     const worker_calendar_t *cal)
 {
     char         account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
-    char         log[LOYALTY_KEY_MAX], due[LOYALTY_KEY_MAX];
+    char         log[LOYALTY_KEY_MAX], due[LOYALTY_KEY_MAX], amount[24];
     int          given;
     long long    change, changes[2];
     const char  *fields[2];
@@ -822,15 +843,24 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
     loyalty_key(log, "customer", customer, len, ":log");
     loyalty_key_due(due, customer, len, "");
 
-    reply = redisCommand(w->redis,
-                         "EVALSHA %s 3 %s %s %s %s %lld %s %s %b %s %s "
-                         "role %s %s %b order %s",
-                         loyalty_scripts[LOYALTY_SCRIPT_account_bonus].sha1,
-                         account, outbox, log, id, points, cal->now_text,
-                         w->program->expire, customer, len, rr, type, role,
-                         strcmp(role, "referrer") == 0 ? "referred"
-                                                       : "referrer",
-                         other, other_len, order);
+    snprintf(amount, sizeof(amount), "%lld", points);
+
+    reply = worker_command(w->redis, 19, (const char *[]) {
+                               "EVALSHA",
+                               loyalty_scripts
+                                   [LOYALTY_SCRIPT_account_bonus].sha1,
+                               "3", account, outbox, log, id, amount,
+                               cal->now_text, w->program->expire, customer,
+                               rr, type, "role", role,
+                               strcmp(role, "referrer") == 0 ? "referred"
+                                                             : "referrer",
+                               other, "order", order },
+                           (size_t []) {
+                               7, 40, 1, WORKER_CSTR, WORKER_CSTR,
+                               WORKER_CSTR, WORKER_CSTR, WORKER_CSTR,
+                               WORKER_CSTR, WORKER_CSTR, len, WORKER_CSTR,
+                               WORKER_CSTR, 4, WORKER_CSTR, WORKER_CSTR,
+                               other_len, 5, WORKER_CSTR });
 
     given = reply != NULL && reply->type == REDIS_REPLY_ARRAY
             && reply->elements == 2
@@ -858,9 +888,12 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
         }
     }
 
-    reply = redisCommand(w->redis, "EVALSHA %s 1 %s %b %s",
-                         loyalty_scripts[LOYALTY_SCRIPT_due_add].sha1, due,
-                         customer, len, cal->now_text);
+    reply = worker_command(w->redis, 6, (const char *[]) {
+                               "EVALSHA",
+                               loyalty_scripts[LOYALTY_SCRIPT_due_add].sha1,
+                               "1", due, customer, cal->now_text },
+                           (size_t []) {
+                               7, 40, 1, WORKER_CSTR, len, WORKER_CSTR });
 
     return worker_reply_ok(w, w->redis, reply);
 }
@@ -870,15 +903,20 @@ int
 worker_board_add(worker_t *w, const char *customer, size_t len,
     long long points)
 {
-    char         month[LOYALTY_KEY_MAX], year[LOYALTY_KEY_MAX];
+    char         month[LOYALTY_KEY_MAX], year[LOYALTY_KEY_MAX], amount[24];
     redisReply  *reply;
 
     loyalty_key_board_at(month, worker_now(w), 0);
     loyalty_key_board_at(year, worker_now(w), 1);
+    snprintf(amount, sizeof(amount), "%lld", points);
 
-    reply = redisCommand(w->redis, "EVALSHA %s 2 %s %s %b %lld",
-                         loyalty_scripts[LOYALTY_SCRIPT_board_add].sha1,
-                         month, year, customer, len, points);
+    reply = worker_command(w->redis, 7, (const char *[]) {
+                               "EVALSHA",
+                               loyalty_scripts[LOYALTY_SCRIPT_board_add].sha1,
+                               "2", month, year, customer, amount },
+                           (size_t []) {
+                               7, 40, 1, WORKER_CSTR, WORKER_CSTR, len,
+                               WORKER_CSTR });
 
     return worker_reply_ok(w, w->redis, reply);
 }

@@ -169,6 +169,13 @@ range_is_enforced(void **state)
     assert_refused("1e99999999999999999999", &eur, LOYALTY_MONEY_RANGE);
     assert_refused("-1e400", &eur, LOYALTY_MONEY_RANGE);
 
+    /* the limit holds whatever the bounds: rounding up past it is refused */
+    s.max = LOYALTY_MONEY_LIMIT + 1;
+    s.round = LOYALTY_ROUND_UP;
+    assert_refused("10000000000000.0000001", &s, LOYALTY_MONEY_RANGE);
+    s.round = LOYALTY_ROUND_DOWN;
+    assert_minor("10000000000000.0000001", &s, LOYALTY_MONEY_LIMIT);
+
     s.min = 0;
     s.max = 100000;
     assert_minor("1000", &s, 100000);
