@@ -47,31 +47,14 @@ ngx_int_t
 ngx_http_loyalty_health_handler(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
-    ngx_pool_cleanup_t             *cln;
     ngx_http_loyalty_health_ctx_t  *ctx;
     static ngx_uint_t               seq;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_loyalty_send_not_allowed(r, NGX_HTTP_GET|NGX_HTTP_HEAD);
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
+    ctx = ngx_http_loyalty_get_start(r, sizeof(ngx_http_loyalty_health_ctx_t),
+                                     ngx_http_loyalty_health_cleanup, &rc);
+    if (ctx == NULL) {
         return rc;
     }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_loyalty_health_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_loyalty_health_cleanup;
-    cln->data = ctx;
 
     ctx->request = r;
     ctx->in_flight = ngx_http_loyalty_redis_stats()->in_flight;

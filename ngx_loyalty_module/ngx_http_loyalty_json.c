@@ -14,14 +14,29 @@ ngx_int_t
 ngx_http_loyalty_send_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len)
 {
+    static ngx_str_t  type = ngx_string("application/json");
+
+    return ngx_http_loyalty_send_body(r, status, &type, type.len, body, len);
+}
+
+
+/*
+ * A whole answer from one buffer of the request's pool; type_len is the
+ * part of the type before its parameters (nginx's charset filter reads it).
+ */
+
+ngx_int_t
+ngx_http_loyalty_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, size_t type_len, u_char *body, size_t len)
+{
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type_len;
     r->headers_out.content_type_lowcase = NULL;
 
     ngx_http_clear_accept_ranges(r);
@@ -49,6 +64,49 @@ ngx_http_loyalty_send_json(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * The start of a GET endpoint that asks Redis (health, /metrics): other
+ * methods refused, the body discarded, its context allocated with a
+ * cleanup that runs if the request ends before Redis answers.  NULL with
+ * *rc the handler's return when the request ends here.
+ */
+
+void *
+ngx_http_loyalty_get_start(ngx_http_request_t *r, size_t size,
+    ngx_pool_cleanup_pt cleanup, ngx_int_t *rc)
+{
+    void                *ctx;
+    ngx_pool_cleanup_t  *cln;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        *rc = ngx_http_loyalty_send_not_allowed(r, NGX_HTTP_GET|NGX_HTTP_HEAD);
+        return NULL;
+    }
+
+    *rc = ngx_http_discard_request_body(r);
+    if (*rc != NGX_OK) {
+        return NULL;
+    }
+
+    *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    ctx = ngx_pcalloc(r->pool, size);
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = cleanup;
+    cln->data = ctx;
+
+    return ctx;
 }
 
 

@@ -301,30 +301,13 @@ ngx_int_t
 ngx_http_loyalty_metrics_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
-    ngx_pool_cleanup_t         *cln;
     ngx_http_loyalty_scrape_t  *ctx;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_loyalty_send_not_allowed(r, NGX_HTTP_GET|NGX_HTTP_HEAD);
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
+    ctx = ngx_http_loyalty_get_start(r, sizeof(ngx_http_loyalty_scrape_t),
+                                     ngx_http_loyalty_metrics_cleanup, &rc);
+    if (ctx == NULL) {
         return rc;
     }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_loyalty_scrape_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_loyalty_metrics_cleanup;
-    cln->data = ctx;
 
     ctx->request = r;
 
@@ -341,7 +324,7 @@ ngx_http_loyalty_metrics_handler(ngx_http_request_t *r)
                                            ngx_http_loyalty_metrics_reply,
                                            ctx);
     if (ctx->cmd == NULL) {
-            /* Redis is down: the counters alone, at once */
+        /* Redis is down: the counters alone, at once */
         return ngx_http_loyalty_metrics_send(r, NULL);
     }
 
@@ -387,12 +370,12 @@ static ngx_int_t
 ngx_http_loyalty_metrics_send(ngx_http_request_t *r, redisReply *reply)
 {
     u_char                         *body, *p, *last;
-    ngx_int_t                       rc;
-    ngx_buf_t                      *b;
-    ngx_chain_t                     out;
     ngx_table_elt_t                *h;
     ngx_http_loyalty_main_conf_t   *lmcf;
     ngx_http_loyalty_metrics_sh_t  *sh;
+
+    static ngx_str_t  type =
+        ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_loyalty_module);
     sh = ((ngx_http_loyalty_metrics_ctx_t *) lmcf->metrics_zone->data)->sh;
@@ -434,38 +417,9 @@ ngx_http_loyalty_metrics_send(ngx_http_request_t *r, redisReply *reply)
     ngx_str_set(&h->key, "Cache-Control");
     ngx_str_set(&h->value, "no-store");
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = p - body;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/plain") - 1;
-    r->headers_out.content_type_lowcase = NULL;
-
-    ngx_http_clear_accept_ranges(r);
-    ngx_http_clear_last_modified(r);
-    ngx_http_clear_etag(r);
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body;
-    b->last = p;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_loyalty_send_body(r, NGX_HTTP_OK, &type,
+                                      sizeof("text/plain") - 1, body,
+                                      p - body);
 }
 
 

@@ -235,6 +235,11 @@ ngx_str_t *ngx_http_loyalty_money(ngx_pool_t *pool, int64_t minor,
 /* ngx_http_loyalty_json.c */
 ngx_int_t ngx_http_loyalty_send_json(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
+ngx_int_t ngx_http_loyalty_send_body(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, size_t type_len, u_char *body,
+    size_t len);
+void *ngx_http_loyalty_get_start(ngx_http_request_t *r, size_t size,
+    ngx_pool_cleanup_pt cleanup, ngx_int_t *rc);
 ngx_int_t ngx_http_loyalty_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_loyalty_send_err(ngx_http_request_t *r,
