@@ -213,14 +213,7 @@ sub wait_up {
     return 0;
 }
 
-sub admin {
-    my ($method, $path, $body) = @_;
-
-    return $t->http($method => "/loyalty/admin/$path",
-                    defined $body ? (body => $JSON->encode($body)) : (),
-                    headers => { 'Content-Type' => 'application/json',
-                                 Authorization => "Bearer $TOKEN" });
-}
+sub admin { admin_request($t, @_) }
 
 # --- the tests ----------------------------------------------------------
 

@@ -29,19 +29,7 @@ my $FALSE = JSON::PP::false;
 
 # A request to the admin API with the token; a reference body is sent as
 # JSON.  Headers given override the defaults, undef removes one.
-sub admin {
-    my ($method, $path, $body, %headers) = @_;
-
-    my %h = (Authorization => "Bearer $TOKEN");
-    $h{'Content-Type'} = 'application/json' if defined $body;
-    %h = (%h, %headers);
-    delete @h{ grep { !defined $h{$_} } keys %h };
-
-    return $t->http($method, "/loyalty/admin/$path", headers => \%h,
-                    defined $body
-                        ? (body => ref $body ? $JSON->encode($body) : $body)
-                        : ());
-}
+sub admin { admin_request($t, @_) }
 
 # Everything in Redis, key by key, with its content.
 sub snapshot {

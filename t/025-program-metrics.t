@@ -27,14 +27,7 @@ HTTP
 my $r = $t->redis;
 my $t0 = time;
 
-sub admin {
-    my ($method, $path, $body) = @_;
-
-    return $t->http($method => "/loyalty/admin/$path",
-                    defined $body ? (body => $JSON->encode($body)) : (),
-                    headers => { 'Content-Type' => 'application/json',
-                                 Authorization => "Bearer $TOKEN" });
-}
+sub admin { admin_request($t, @_) }
 
 sub order {
     my ($customer, $id, $price, %extra) = @_;

@@ -73,14 +73,7 @@ sub run {
         or diag($out);
 }
 
-sub admin {
-    my ($method, $path, $body) = @_;
-
-    return $t->http($method => "/loyalty/admin/$path",
-                    defined $body ? (body => $body) : (),
-                    headers => { Authorization => "Bearer $TOKEN",
-                                 'Content-Type' => 'application/json' });
-}
+sub admin { admin_request($t, @_) }
 
 sub order {
     my ($customer, $id) = @_;

@@ -24,13 +24,7 @@ my $r = $t->redis;
 my $t0 = time;
 my $T1 = $t0 + 31 * $DAY;
 
-sub admin {
-    my ($method, $path, $body) = @_;
-
-    return $t->http($method => "/loyalty/admin/$path", body => $body,
-                    headers => { Authorization => "Bearer $TOKEN",
-                                 'Content-Type' => 'application/json' });
-}
+sub admin { admin_request($t, @_) }
 
 sub order {
     my ($customer, $id, %extra) = @_;

@@ -11,7 +11,8 @@ use warnings;
 use Exporter 'import';
 use JSON::PP;
 
-our @EXPORT = qw(shop cart checkout confirm create_coupon redis_keys $TOKEN);
+our @EXPORT = qw(shop cart checkout confirm create_coupon admin_request
+                 redis_keys $TOKEN);
 
 our $TOKEN = 'test-token-0123456789';
 
@@ -184,6 +185,22 @@ sub confirm {
     my ($t, $body, %opt) = @_;
 
     return checkout($t, $body, %opt, path => $opt{path} // '/orders');
+}
+
+# A request to the admin API with the token; a body that is a reference is
+# sent as JSON; a header given as undef is left out (a missing token).
+sub admin_request {
+    my ($t, $method, $path, $body, %headers) = @_;
+
+    my %h = (Authorization => "Bearer $TOKEN");
+    $h{'Content-Type'} = 'application/json' if defined $body;
+    %h = (%h, %headers);
+    delete @h{ grep { !defined $h{$_} } keys %h };
+
+    return $t->http($method, "/loyalty/admin/$path", headers => \%h,
+                    defined $body
+                        ? (body => ref $body ? $JSON->encode($body) : $body)
+                        : ());
 }
 
 sub create_coupon {
