@@ -8,6 +8,7 @@ use warnings;
 
 use lib 't/lib';
 use JSON::PP;
+use Time::HiRes ();
 use POSIX qw(strftime);
 use Test::More;
 use Loyalty::Ledger;
@@ -68,8 +69,23 @@ sub history {
 }
 
 # Every key with its content: what "nothing changed" compares.  The
-# worker's schedule is a hint that every call touches (due_add.lua).
+# worker's schedule is a hint that every call touches (due_add.lua).  The
+# program's totals are written after an answer (stats_add.lua): a dump
+# is taken once two reads 50 ms apart agree.
 sub dump_redis {
+    my $dump = read_redis();
+
+    for (1 .. 100) {
+        Time::HiRes::sleep(0.05);
+        my $again = read_redis();
+        return $again if $JSON->encode($again) eq $JSON->encode($dump);
+        $dump = $again;
+    }
+
+    return $dump;
+}
+
+sub read_redis {
     my %all;
 
     for my $k (@{ $r->cmd('KEYS', '*') }) {
