@@ -864,6 +864,8 @@ give_bonus(worker_t *w, const char *customer, size_t len, const char *id,
 
     given = reply != NULL && reply->type == REDIS_REPLY_ARRAY
             && reply->elements == 2
+            && reply->element[0]->type == REDIS_REPLY_STRING
+            && reply->element[1]->type == REDIS_REPLY_INTEGER
             && strcmp(reply->element[0]->str, "given") == 0;
     change = given ? reply->element[1]->integer : 0;
 
