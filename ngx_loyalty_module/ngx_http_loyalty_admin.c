@@ -488,8 +488,9 @@ ngx_http_loyalty_admin_unavailable(ngx_http_loyalty_admin_t *ctx)
 {
     ngx_http_loyalty_admin_error(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
                                  "redis_unavailable",
-                                 "Redis did not answer; nothing was changed "
-                                 "unless a retry says so");
+                                 "Redis did not answer or refused (see the "
+                                 "error log); nothing was changed unless a "
+                                 "retry says so");
 }
 
 
