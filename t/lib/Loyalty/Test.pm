@@ -615,7 +615,17 @@ sub run_worker {
 
     my @cmd = ($self->valgrind, $self->worker_path, '--redis',
                "127.0.0.1:$self->{redis_port}", @args);
-    my $out = `@cmd 2>&1`;
+
+    # no shell: the arguments reach the worker as they are
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+
+    if ($pid == 0) {
+        open STDERR, '>&', \*STDOUT or die "stderr: $!";
+        exec { $cmd[0] } @cmd or die "exec $cmd[0]: $!";
+    }
+
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
 
     return ($? >> 8, $out);
 }
