@@ -1,7 +1,9 @@
 /*
- * JSON responses: every answer the module writes itself, success or error,
- * is application/json; errors are {"error": "<code>", "message": "..."}
- * with a code that never changes once documented.
+ * The answers the module writes itself.  Every one is application/json
+ * (but /metrics' text), success or error; errors are {"error": "<code>",
+ * "message": "..."} with a code that never changes once documented.  Also
+ * here: the 405 every location shares, and the start and the wait of the
+ * GET endpoints that ask Redis (health, /metrics).
  */
 
 #include "ngx_http_loyalty_module.h"
@@ -224,4 +226,19 @@ ngx_http_loyalty_send_err(ngx_http_request_t *r, ngx_http_loyalty_error_t *err)
 {
     return ngx_http_loyalty_send_error(r, err->status, err->code, "%*s",
                                        err->len, err->message);
+}
+
+
+/* The GET endpoint waits for Redis; a client that goes away ends it. */
+
+ngx_int_t
+ngx_http_loyalty_get_wait(ngx_http_request_t *r)
+{
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
+    r->main->count++;
+
+    return NGX_DONE;
 }

@@ -328,14 +328,7 @@ ngx_http_loyalty_metrics_handler(ngx_http_request_t *r)
         return ngx_http_loyalty_metrics_send(r, NULL);
     }
 
-    /* a client that goes away while Redis answers ends the request */
-    if (!r->discard_body) {
-        r->read_event_handler = ngx_http_test_reading;
-    }
-
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_http_loyalty_get_wait(r);
 }
 
 

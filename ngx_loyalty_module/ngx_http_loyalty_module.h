@@ -240,6 +240,7 @@ ngx_int_t ngx_http_loyalty_send_body(ngx_http_request_t *r,
     size_t len);
 void *ngx_http_loyalty_get_start(ngx_http_request_t *r, size_t size,
     ngx_pool_cleanup_pt cleanup, ngx_int_t *rc);
+ngx_int_t ngx_http_loyalty_get_wait(ngx_http_request_t *r);
 ngx_int_t ngx_http_loyalty_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *fmt, ...);
 ngx_int_t ngx_http_loyalty_send_err(ngx_http_request_t *r,
