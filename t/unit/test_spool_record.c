@@ -42,18 +42,11 @@ static char                   line[1 << 14];
 static int
 read_line(const char *fmt, ...)
 {
-    char     *p;
-    va_list   args;
+    va_list  args;
 
     va_start(args, fmt);
-    vsnprintf(line, sizeof(line), fmt, args);
+    quoted(line, sizeof(line), fmt, args);
     va_end(args);
-
-    for (p = line; *p; p++) {
-        if (*p == '\'') {
-            *p = '"';
-        }
-    }
 
     arena.used = 0;
     why = NULL;

@@ -3,6 +3,8 @@
  *
  *   arena           a bump allocator that a test frees in one go
  *                   (UNIT_ARENA_SIZE bytes, 1 MB unless defined first)
+ *   quoted()        printf with ' written for ", so that JSON reads as
+ *                   it is in a C string
  *   json()          with UNIT_QUOTED_JSON: JSON written with ' for ", so
  *                   that carts and coupons read as they are, parsed into
  *                   the arena under `limits`; with UNIT_JSON_FRESH_ARENA
@@ -11,6 +13,9 @@
 
 #ifndef UNIT_HELPERS_H
 #define UNIT_HELPERS_H
+
+#include <stdarg.h>
+#include <stdio.h>
 
 #include "loyalty_json.h"
 
@@ -59,6 +64,21 @@ reset_arena(void **state)
 }
 
 
+static void __attribute__((unused))
+quoted(char *buf, size_t size, const char *fmt, va_list args)
+{
+    char  *p;
+
+    vsnprintf(buf, size, fmt, args);
+
+    for (p = buf; *p; p++) {
+        if (*p == '\'') {
+            *p = '"';
+        }
+    }
+}
+
+
 #ifdef UNIT_QUOTED_JSON
 
 static loyalty_json_limits_t  limits = {
@@ -71,20 +91,13 @@ static char  text[1 << 16];
 static const loyalty_json_t *
 json(const char *fmt, ...)
 {
-    char                  *p;
     va_list                args;
     loyalty_json_t        *root;
     loyalty_json_error_t   jerr;
 
     va_start(args, fmt);
-    vsnprintf(text, sizeof(text), fmt, args);
+    quoted(text, sizeof(text), fmt, args);
     va_end(args);
-
-    for (p = text; *p; p++) {
-        if (*p == '\'') {
-            *p = '"';
-        }
-    }
 
 #ifdef UNIT_JSON_FRESH_ARENA
     arena.used = 0;
