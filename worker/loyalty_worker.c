@@ -692,3 +692,25 @@ on_signal(int signo)
 
     worker_stop = 1;
 }
+
+
+/*
+ * The head of every event's XADD, as nginx writes it too: the stream,
+ * capped near --events-max.  max (size bytes) holds the cap's digits.
+ * Returns the number of arguments written.
+ */
+
+int
+worker_event_head(worker_t *w, const char **argv, char *max, size_t size)
+{
+    snprintf(max, size, "%ld", w->conf.events_max);
+
+    argv[0] = "XADD";
+    argv[1] = LOYALTY_KEY_EVENTS;
+    argv[2] = "MAXLEN";
+    argv[3] = "~";
+    argv[4] = max;
+    argv[5] = "*";
+
+    return 6;
+}

@@ -88,6 +88,8 @@ int worker_stats_add(worker_t *w, int n, const char **fields,
 int worker_board_add(worker_t *w, const char *customer, size_t len,
     long long points);
 long long worker_now(worker_t *w);
+int worker_event_head(worker_t *w, const char **argv, char *max,
+    size_t size);
 int worker_stopping(void);
 
 /* worker_spool.c */

@@ -394,14 +394,7 @@ spool_event(worker_t *w, const worker_spool_record_t *rec, redisReply *reply)
     snprintf(points, sizeof(points), "%lld", reply->element[1]->integer);
     snprintf(pending, sizeof(pending), "%lld", reply->element[2]->integer);
     snprintf(at, sizeof(at), "%lld", (long long) time(NULL));
-    snprintf(maxlen, sizeof(maxlen), "%ld", w->conf.events_max);
-
-    argv[0] = "XADD";
-    argv[1] = LOYALTY_KEY_EVENTS;
-    argv[2] = "MAXLEN";
-    argv[3] = "~";
-    argv[4] = maxlen;
-    argv[5] = "*";
+    (void) worker_event_head(w, argv, maxlen, sizeof(maxlen));
     argv[6] = "type";
     argv[7] = "points_earned";
     argv[8] = "id";

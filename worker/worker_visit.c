@@ -655,14 +655,7 @@ send_events(worker_t *w, redisReply **visits, size_t n)
     const char  *argv[6 + EVENT_FIELDS];
     size_t       argvlen[6 + EVENT_FIELDS];
 
-    snprintf(max, sizeof(max), "%ld", w->conf.events_max);
-
-    argv[0] = "XADD";
-    argv[1] = LOYALTY_KEY_EVENTS;
-    argv[2] = "MAXLEN";
-    argv[3] = "~";
-    argv[4] = max;
-    argv[5] = "*";
+    (void) worker_event_head(w, argv, max, sizeof(max));
 
     for (i = 0; i < 6; i++) {
         argvlen[i] = strlen(argv[i]);
