@@ -171,9 +171,9 @@ typedef struct {
 } ngx_http_loyalty_stat_t;
 
 /*
- * Moves the program's totals (at most 6 at once; changes of 0 are left
- * out) and the leaderboards of this month and year; neither is waited for
- * (ngx_http_loyalty_stats.c).
+ * Moves the program's totals (changes of 0 are left out) and the
+ * leaderboards of this month and year: added up in the worker and sent
+ * every 100 ms, never waited for (ngx_http_loyalty_stats.c).
  */
 void ngx_http_loyalty_stats_add(ngx_http_loyalty_stat_t *stats,
     ngx_uint_t n);

@@ -444,11 +444,14 @@ ngx_http_loyalty_redis_fire(loyalty_script_id_t script, ngx_str_t *keys,
 {
     u_char                         n[NGX_INT_T_LEN];
     ngx_uint_t                     i;
-    const char                    *argv[19];
-    size_t                         argvlen[19];
     ngx_http_loyalty_redis_cmd_t  *cmd;
 
-    if (nkeys + nargs > 16) {
+    /* the command is formatted before the call returns: one set will do */
+    static const char             *argv[3 + NGX_HTTP_LOYALTY_REDIS_FIRE_ARGS];
+    static size_t                  argvlen[3
+                                           + NGX_HTTP_LOYALTY_REDIS_FIRE_ARGS];
+
+    if (nkeys + nargs > NGX_HTTP_LOYALTY_REDIS_FIRE_ARGS) {
         return;
     }
 

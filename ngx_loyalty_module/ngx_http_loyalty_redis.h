@@ -70,10 +70,12 @@ ngx_http_loyalty_redis_cmd_t *ngx_http_loyalty_redis_eval(
 
 /*
  * Sends EVALSHA of a script whose answer nobody waits for (keys and args
- * are copied at once; at most 16 in all).  A failure is not reported: use
- * it only for what has another way to happen (a release that expiry does
- * anyway).
+ * are copied at once; at most NGX_HTTP_LOYALTY_REDIS_FIRE_ARGS in all).  A
+ * failure is not reported: use it only for what has another way to happen
+ * (a release that expiry does anyway) or may be lost (program counts).
  */
+#define NGX_HTTP_LOYALTY_REDIS_FIRE_ARGS  640
+
 void ngx_http_loyalty_redis_fire(loyalty_script_id_t script, ngx_str_t *keys,
     ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
 

@@ -87,6 +87,7 @@ sub program_version {
 sub fresh {
     my ($s) = @_;
 
+    ($s // $t)->quiet_redis;
     my $keys = redis_keys($s // $t);
     ($s // $t)->redis->cmd('DEL', @$keys) if @$keys;
 }
@@ -871,6 +872,7 @@ subtest 'the order id from the answer of the shop (loyalty_field order_id '
                                pending => 1797 },
               'its id is read: the order is recorded');
 
+    $s->quiet_redis;
     my $keys = redis_keys($s);
     my $account = account('resp-1', $s);
 

@@ -161,6 +161,20 @@ subtest 'days out of range' => sub {
     is($res->{json}{error}, 'invalid_limit', 'invalid_limit');
 };
 
+subtest 'a worker that exits sends the counts it holds first' => sub {
+    $t->quiet_redis;
+    my $before = $r->cmd('HGET', 'loyalty:{stats}', 'member_orders');
+    my $month = strftime('loyalty:{board}:%Y-%m', gmtime);
+
+    # counts are sent every 100 ms; nginx is told to stop at once
+    order('x-1', 'o-exit', '25.00');
+    $t->stop_nginx;
+
+    is($r->cmd('HGET', 'loyalty:{stats}', 'member_orders'), $before + 1,
+       'the order is counted');
+    is($r->cmd('ZSCORE', $month, 'x-1'), 250, 'and on the board');
+};
+
 $t->check_error_log;
 $t->stop;
 

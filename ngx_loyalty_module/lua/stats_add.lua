@@ -1,6 +1,7 @@
--- stats_add.lua: the program's running totals, moved by the change that
--- moves them (nginx or loyalty-worker calls it just after the change's own
--- script), so that the metrics never need a scan of the accounts.
+-- stats_add.lua: the program's running totals, moved by the changes that
+-- move them (loyalty-worker calls it just after the change's own script,
+-- each nginx worker every 100 ms with what its changes added up to), so
+-- that the metrics never need a scan of the accounts.
 --
 -- KEYS[1] the totals            loyalty:{stats}              hash
 -- KEYS[2] the day's totals      loyalty:{stats}:day:YYYY-MM-DD (UTC)
@@ -18,6 +19,7 @@
 local totals, day, coupons = KEYS[1], KEYS[2], KEYS[3]
 local daily = {issued = true, redeemed = true, expired = true,
                returned = true}
+local dated = false
 
 redis.call('HSETNX', totals, 'since', ARGV[1])
 
@@ -33,9 +35,13 @@ for i = 2, #ARGV - 1, 2 do
         redis.call('HINCRBY', totals, field, change)
         if daily[field] then
             redis.call('HINCRBY', day, field, change)
-            redis.call('EXPIRE', day, 400 * 86400)
+            dated = true
         end
     end
+end
+
+if dated then
+    redis.call('EXPIRE', day, 400 * 86400)
 end
 
 return 'ok'

@@ -375,6 +375,34 @@ sub start_nginx {
     return $self;
 }
 
+# Waits until the writes the module makes after its answers have landed:
+# coupon commits and events after a confirmation, and the program counts
+# each nginx worker sends every 100 ms (ngx_http_loyalty_stats.c).  Redis
+# is quiet when its digest has not moved for longer than that.
+sub quiet_redis {
+    my ($self) = @_;
+
+    my $calm = $ENV{LOYALTY_VALGRIND} ? 1 : 0.15;
+    my $deadline = time + 10;
+    my $digest = $self->redis->cmd('DEBUG', 'DIGEST');
+    my $since = time;
+
+    while (time < $deadline) {
+        sleep 0.03;
+
+        my $now = $self->redis->cmd('DEBUG', 'DIGEST');
+
+        if ($now ne $digest) {
+            ($digest, $since) = ($now, time);
+
+        } elsif (time - $since >= $calm) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
 # Waits until the workers' Redis connections are up (when Redis is).
 sub wait_ready {
     my ($self, $patience) = @_;
