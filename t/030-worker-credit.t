@@ -237,6 +237,13 @@ subtest 'two workers at once over 10,000 due accruals: each credited once'
               'both workers stopped cleanly on SIGTERM');
 
     credited_once('two', 500, 20);
+
+    # the 20 orders of a customer are credited in one visit: one lot
+    my $all = accounts($r);
+    is(scalar(grep { /^two-/ && ($all->{$_}{L} // '') =~ /^\d+:200$/ }
+              keys %$all), 500,
+       'each account has one lot of 200: what a visit credits expires at '
+       . 'one time');
 };
 
 subtest 'a worker killed mid-batch, then another: no double, no loss' =>

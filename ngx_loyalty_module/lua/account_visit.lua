@@ -82,17 +82,21 @@ end
 -- entries are written together at the end.
 local entries, seq = {}
 
-local function ledger(...)
+local function ledger(kind, points, pending, ref, detail)
     if not seq then
         local head = redis.call('LINDEX', log, 0)
         seq = head and tonumber(string.match(head, '^%d+')) or 0
     end
     seq = seq + 1
-    local e = {seq, now}
-    for i, v in ipairs({...}) do
-        e[i + 2] = type(v) == 'number' and string.format('%d', v) or v
+    local e = string.format('%d\n%s\n%s\n%d\n%d', seq, ARGV[1], kind, points,
+                            pending)
+    if ref then
+        e = e .. '\n' .. ref
+        if detail then
+            e = e .. '\n' .. detail
+        end
     end
-    entries[#entries + 1] = table.concat(e, '\n')
+    entries[#entries + 1] = e
 end
 
 local raw = redis.call('HGETALL', account)
@@ -138,6 +142,17 @@ for expiry, left in string.gmatch(acc.L or '', '(%d+):(%d+)') do
     lots[#lots + 1] = {tonumber(expiry), tonumber(left)}
 end
 
+-- what one visit makes available expires at one time: one lot for it
+local function lot_add(points)
+    local expiry = expire > 0 and now + expire or 0
+    local last = lots[#lots]
+    if last and last[1] == expiry then
+        last[2] = last[2] + points
+    else
+        lots[#lots + 1] = {expiry, points}
+    end
+end
+
 -- the tier spend: {time, amount, order}
 local spend = {}
 for t, amount, order in string.gmatch(acc.S or '', '(%d+):(%d+):([^,]*)') do
@@ -149,14 +164,18 @@ end
 local credited, credited_points, first, referral, referral_order = {}, 0
 local issued = 0
 
+-- a record is split into its fields only when a field beyond the state
+-- and the due time is needed: most of an account's are not
 for _, o in ipairs(orders) do
-    local id, f = o[1], fields(o[2])
-    local due = tonumber(f[3])
+    local id, record = o[1], o[2]
+    local state = string.sub(record, 1, 1)
+    local due = state == 'P' and tonumber(string.match(record, '^P|%d*|(%d+)'))
+    local f = (due and due <= now or state == 'C' and not acc.rr)
+              and fields(record) or {state}
 
     if f[1] == 'P' and due <= now then
         local points = tonumber(f[2])
-        f[1] = 'C'
-        set['o:' .. id] = table.concat(f, '|')
+        set['o:' .. id] = 'C' .. string.sub(record, 2)
 
         p = p - points
         a = a + points
@@ -174,7 +193,7 @@ for _, o in ipairs(orders) do
         end
 
         if lot > 0 then
-            lots[#lots + 1] = {expire > 0 and now + expire or 0, lot}
+            lot_add(lot)
         end
         issued = issued + lot
         ledger('credit', lot, -points, id)
@@ -210,7 +229,7 @@ end
 if birthday_points > 0 and acc.bd and acc.by ~= year
    and string.find(',' .. today .. ',', ',' .. acc.bd .. ',', 1, true)
 then
-    lots[#lots + 1] = {expire > 0 and now + expire or 0, birthday_points}
+    lot_add(birthday_points)
     a = a + birthday_points
     lt = lt + birthday_points
     set.by = year
@@ -359,7 +378,7 @@ end
 
 local parts = {}
 for _, lot in ipairs(lots) do
-    parts[#parts + 1] = int(lot[1]) .. ':' .. int(lot[2])
+    parts[#parts + 1] = string.format('%d:%d', lot[1], lot[2])
 end
 if #parts > 0 then
     set.L = table.concat(parts, ',')
@@ -370,7 +389,7 @@ end
 if tiers_arg ~= '' then
     parts = {}
     for _, s in ipairs(spend) do
-        parts[#parts + 1] = int(s[1]) .. ':' .. int(s[2]) .. ':' .. s[3]
+        parts[#parts + 1] = string.format('%d:%d:%s', s[1], s[2], s[3])
     end
     if #parts > 0 then
         set.S = table.concat(parts, ',')
