@@ -26,8 +26,11 @@
 
 local coupon, res, resc, resn, uses = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local checkout, customer = ARGV[1], ARGV[2]
-local now, expires = tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, expires = ARGV[3], ARGV[4]
 local known, mode = ARGV[5], ARGV[6]
+
+-- now and expires go to Redis as the strings they came as: a Lua number
+-- passed to redis.call is formatted with %.14g, slower.
 
 local c = redis.call('HMGET', coupon, 'version', 'def', 'disabled',
                      'max_uses', 'per_customer', 'used')
@@ -54,7 +57,7 @@ local expired = redis.call('ZRANGEBYSCORE', res, '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
     local owner = redis.call('HGET', resc, id)
     if owner and owner ~= '' then
-        if redis.call('HINCRBY', resn, owner, -1) <= 0 then
+        if redis.call('HINCRBY', resn, owner, '-1') <= 0 then
             redis.call('HDEL', resn, owner)
         end
     end
@@ -97,7 +100,7 @@ if mode == 'reserve' then
     redis.call('ZADD', res, expires, checkout)
     redis.call('HSET', resc, checkout, customer)
     if customer ~= '' then
-        redis.call('HINCRBY', resn, customer, 1)
+        redis.call('HINCRBY', resn, customer, '1')
     end
 end
 

@@ -10,17 +10,16 @@
 -- ARGV[1] customer
 -- ARGV[2] the time the customer is due (unix seconds)
 
-local key, customer, due = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local key, customer = KEYS[1], ARGV[1]
 
-local score = tonumber(redis.call('ZSCORE', key, customer))
+local score = redis.call('ZSCORE', key, customer)
 
-if score == nil or due < score then
-    score = due
+if not score or tonumber(ARGV[2]) < tonumber(score) then
+    redis.call('ZADD', key, ARGV[2], customer)
 else
     -- already due earlier: a millisecond earlier still, to be seen changed
-    score = score - 0.001
+    -- (Redis subtracts: no number formatted here)
+    redis.call('ZINCRBY', key, '-0.001', customer)
 end
-
-redis.call('ZADD', key, score, customer)
 
 return 1

@@ -67,17 +67,16 @@ end
 -- the ledger, newest first, at most 1000 entries, each
 -- "seq\nat\ntype\npoints\npending\nref\ndetail\nactor" without empty
 -- fields at the end; seq is one more than the newest entry's.  A line
--- spooled by a version without the ledger passes no KEYS[4].
-local function ledger(...)
+-- spooled by a version without the ledger passes no KEYS[4].  Numbers
+-- are written with %d: a number joined as is goes through %.14g, slower.
+local function ledger(kind, points, pending, ref)
     if not log then
         return
     end
     local head = redis.call('LINDEX', log, 0)
-    local e = {head and tonumber(string.match(head, '^%d+')) + 1 or 1, now}
-    for i, v in ipairs({...}) do
-        e[i + 2] = type(v) == 'number' and string.format('%d', v) or v
-    end
-    redis.call('LPUSH', log, table.concat(e, '\n'))
+    redis.call('LPUSH', log, string.format('%d\n%s\n%s\n%d\n%d\n%s',
+               head and tonumber(string.match(head, '^%d+')) + 1 or 1, now,
+               kind, points, pending, ref))
     redis.call('LTRIM', log, 0, 999)
 end
 
@@ -116,7 +115,7 @@ if checkout ~= '' then
     if held > 0 then
         redis.call('HDEL', holdv, checkout)
         redis.call('ZREM', holds, checkout)
-        redis.call('HINCRBY', account, 'h', -held)
+        redis.call('HINCRBY', account, 'h', string.format('%d', -held))
     end
 end
 
@@ -140,11 +139,11 @@ if redeem > 0 then
     redis.call('HSET', account, 'L', table.concat(kept, ','))
     -- never -0: Lua writes it "-0", which HINCRBY refuses as not an integer
     if redeemed > 0 then
-        redis.call('HINCRBY', account, 'a', -redeemed)
+        redis.call('HINCRBY', account, 'a', string.format('%d', -redeemed))
     end
 end
 
-local n = redis.call('HINCRBY', account, 'n', 1)
+local n = redis.call('HINCRBY', account, 'n', '1')
 redis.call('HSETNX', account, 'e', now)
 
 local bonus = 0
@@ -162,9 +161,11 @@ end
 
 local earned = points + bonus
 redis.call('HSET', account, 'o:' .. order,
-           table.concat({'P', earned, due, basis, version, fingerprint,
-                         redeemed, bonus, referral, coupon, 0}, '|'))
-local pending = redis.call('HINCRBY', account, 'p', earned)
+           string.format('P|%d|%s|%s|%s|%s|%d|%d|%s|%s|0', earned, due, basis,
+                         version, fingerprint, redeemed, bonus, referral,
+                         coupon))
+local pending = redis.call('HINCRBY', account, 'p',
+                           string.format('%d', earned))
 
 ledger('order', -redeemed, earned, order)
 

@@ -19,15 +19,19 @@
 
 local account, holds, holdv = KEYS[1], KEYS[2], KEYS[3]
 local checkout, points = ARGV[1], tonumber(ARGV[2])
-local now, expires, mode = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local mode = ARGV[5]
+
+-- Times and counts go to Redis as the strings they came as, or formatted
+-- with %d: a Lua number passed as is is formatted with %.14g, slower.
 
 -- forget holds that expired, a bounded number per call
-local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now, 'LIMIT', 0, 100)
+local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', ARGV[3],
+                           'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
     local v = tonumber(redis.call('HGET', holdv, id)) or 0
     if v > 0 then
         -- never -0, which HINCRBY refuses
-        redis.call('HINCRBY', account, 'h', -v)
+        redis.call('HINCRBY', account, 'h', string.format('%d', -v))
     end
     redis.call('HDEL', holdv, id)
     redis.call('ZREM', holds, id)
@@ -41,15 +45,15 @@ if points > free then
     if previous > 0 and mode == 'hold' then
         redis.call('HDEL', holdv, checkout)
         redis.call('ZREM', holds, checkout)
-        redis.call('HINCRBY', account, 'h', -previous)
+        redis.call('HINCRBY', account, 'h', string.format('%d', -previous))
     end
     return {'insufficient', free}
 end
 
 if mode == 'hold' then
-    redis.call('HSET', holdv, checkout, points)
-    redis.call('HINCRBY', account, 'h', points - previous)
-    redis.call('ZADD', holds, expires, checkout)
+    redis.call('HSET', holdv, checkout, ARGV[2])
+    redis.call('HINCRBY', account, 'h', string.format('%d', points - previous))
+    redis.call('ZADD', holds, ARGV[4], checkout)
 end
 
 return {'held', free - points}
