@@ -278,16 +278,24 @@ loyalty_json_string(loyalty_json_parser_t *ps, const char **out,
 {
     char                 *buf, *d;
     size_t                n;
-    unsigned              cp, lo;
+    unsigned              cp, lo, plain;
     const char           *p, *start;
     const unsigned char  *u;
 
     start = ps->p + 1;
+    plain = 1;
 
-    /* find the closing quote first, to size the buffer */
+    /* find the closing quote first, to size the buffer; a string of
+     * printable ASCII without escapes, the usual one, is then copied */
     for (p = start; p < ps->end && *p != '"'; p++) {
-        if (*p == '\\') {
-            p++;
+        u = (const unsigned char *) p;
+
+        if (*u < 0x20 || *u >= 0x80 || *u == '\\') {
+            plain = 0;
+
+            if (*u == '\\') {
+                p++;
+            }
         }
     }
 
@@ -298,6 +306,12 @@ loyalty_json_string(loyalty_json_parser_t *ps, const char **out,
     buf = loyalty_json_alloc(ps, (size_t) (p - start) + 1);
     if (buf == NULL) {
         return -1;
+    }
+
+    if (plain) {
+        d = buf + (p - start);
+        memcpy(buf, start, (size_t) (p - start));
+        goto done;
     }
 
     d = buf;
@@ -386,6 +400,8 @@ loyalty_json_string(loyalty_json_parser_t *ps, const char **out,
             *d++ = (char) (0x80 | (cp & 0x3f));
         }
     }
+
+done:
 
     if ((size_t) (d - buf) > ps->limits->max_string) {
         return loyalty_json_limit(ps, start - 1, "string too long");
@@ -643,16 +659,22 @@ loyalty_json_get(const loyalty_json_t *object, const char *key,
 }
 
 
+/*
+ * Walks the tree token by token.  A token without "~" (the usual one) is
+ * looked up where it lies in the pointer; only one with escapes is copied
+ * out, unescaped.
+ */
+
 const loyalty_json_t *
 loyalty_json_pointer(const loyalty_json_t *root, const char *pointer,
     size_t len)
 {
     char                   token[256];
     size_t                 n, i, index;
-    const char            *p, *end;
+    const char            *p, *end, *t, *next;
     const loyalty_json_t  *v;
 
-    if (loyalty_json_pointer_check(pointer, len) != 0) {
+    if (len > 255 || (len > 0 && pointer[0] != '/')) {
         return NULL;
     }
 
@@ -663,23 +685,41 @@ loyalty_json_pointer(const loyalty_json_t *root, const char *pointer,
     while (v != NULL && p < end) {
         p++;                                    /* the '/' */
 
-        /* unescape one reference token: ~1 is '/', ~0 is '~' */
-        for (n = 0; p < end && *p != '/'; p++) {
-            if (*p == '~') {
-                token[n++] = (*++p == '1') ? '/' : '~';
-                continue;
-            }
-
-            token[n++] = *p;
+        next = memchr(p, '/', (size_t) (end - p));
+        if (next == NULL) {
+            next = end;
         }
 
+        t = p;
+        n = (size_t) (next - p);
+
+        if (memchr(p, '~', n) != NULL) {
+            /* ~1 is '/', ~0 is '~', nothing else may follow a '~' */
+            for (n = 0; p < next; p++) {
+                if (*p == '~') {
+                    if (p + 1 == next || (p[1] != '0' && p[1] != '1')) {
+                        return NULL;
+                    }
+
+                    token[n++] = (*++p == '1') ? '/' : '~';
+                    continue;
+                }
+
+                token[n++] = *p;
+            }
+
+            t = token;
+        }
+
+        p = next;
+
         if (v->type == LOYALTY_JSON_OBJECT) {
-            v = loyalty_json_get(v, token, n);
+            v = loyalty_json_get(v, t, n);
             continue;
         }
 
         if (v->type != LOYALTY_JSON_ARRAY || n == 0
-            || (n > 1 && token[0] == '0') || n > 9)
+            || (n > 1 && t[0] == '0') || n > 9)
         {
             return NULL;
         }
@@ -687,11 +727,11 @@ loyalty_json_pointer(const loyalty_json_t *root, const char *pointer,
         index = 0;
 
         for (i = 0; i < n; i++) {
-            if (token[i] < '0' || token[i] > '9') {
+            if (t[i] < '0' || t[i] > '9') {
                 return NULL;
             }
 
-            index = index * 10 + (size_t) (token[i] - '0');
+            index = index * 10 + (size_t) (t[i] - '0');
         }
 
         for (v = v->child; v != NULL && index > 0; index--) {

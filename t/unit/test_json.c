@@ -110,6 +110,14 @@ strings_are_decoded_and_checked(void **state)
     root = parse("\"caf\xc3\xa9\"", &err);
     assert_string_equal(root->text, "caf\xc3\xa9");
 
+    /* printable ASCII without escapes is copied as it is */
+    root = parse("[\"plain: 100% ASCII / {}[],\", \"x\\u0041\", \"\"]", &err);
+    assert_non_null(root);
+    assert_string_equal(root->child->text, "plain: 100% ASCII / {}[],");
+    assert_int_equal(root->child->len, 25);
+    assert_string_equal(root->child->next->text, "xA");
+    assert_int_equal(root->child->next->next->len, 0);
+
     assert_refused("\"a\\u0000b\"", "NUL character in a string", 2);
     assert_refused("\"a\nb\"", "control character in a string", 2);
     assert_refused("\"\\x41\"", "invalid escape", 1);
@@ -254,6 +262,15 @@ pointers_find_nested_values(void **state)
     assert_null(loyalty_json_pointer(root, "/cart/nope", 10));
     assert_null(loyalty_json_pointer(root, "/a~1b/deeper", 12));
     assert_null(loyalty_json_pointer(root, "cart", 4));
+
+    /* escapes are checked where the walk reads them */
+    assert_null(loyalty_json_pointer(root, "/a~2b", 5));
+    assert_null(loyalty_json_pointer(root, "/a~", 3));
+    assert_null(loyalty_json_pointer(root, "/cart/items/0/s~u", 17));
+
+    root = parse("{\"x/y\":{\"z~\":[4,5]}}", &err);
+    v = loyalty_json_pointer(root, "/x~1y/z~0/1", 11);
+    assert_string_equal(v->text, "5");
 
     assert_int_equal(loyalty_json_pointer_check("/a~2", 4), -1);
     assert_int_equal(loyalty_json_pointer_check("/a~", 3), -1);
