@@ -20,6 +20,7 @@ use strict;
 use warnings;
 
 use FindBin;
+use POSIX ();
 use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/lib";
 use Test::More;    # the harness reports through it
 use Loyalty::Bench;
@@ -73,18 +74,52 @@ sub redis_usec {
     return $usec;
 }
 
-# A B A B ...: returns the module's runs and the plain ones; the module's
-# runs also have redis_us, Redis's CPU time per request.
+# CPU microseconds (user and system) of an nginx's worker processes, from
+# /proc: the measured nginx's, or the backend's.
+my $TICK = 1e6 / (POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100);
+
+sub workers_usec {
+    my ($nginx) = @_;
+
+    my $usec = 0;
+
+    for my $pid ($nginx->worker_pids) {
+        open my $fh, '<', "/proc/$pid/stat" or next;
+        my ($utime, $stime) = (split ' ', (<$fh> =~ s/^.*\) //r))[11, 12];
+        $usec += ($utime + $stime) * $TICK;
+    }
+
+    return $usec;
+}
+
+# One run, with the CPU it cost per request: nginx_us (the measured nginx's
+# workers), backend_us (the backend's, when it has an nginx of its own)
+# and redis_us (Redis's main thread).
+sub measured {
+    my ($kind, $path, %opt) = @_;
+
+    my @before = (workers_usec($t), $backend ? workers_usec($backend) : 0,
+                  redis_usec());
+    my $res = run($kind, $path, %opt);
+    my @after = (workers_usec($t), $backend ? workers_usec($backend) : 0,
+                 redis_usec());
+    my $n = $res->{requests} || 1;
+
+    @$res{qw(nginx_us backend_us redis_us)} =
+        map { ($after[$_] - $before[$_]) / $n } 0 .. 2;
+
+    return $res;
+}
+
+# A B A B ...: returns the module's runs and the plain ones.
 sub pairs {
     my ($kind, $module, $plain, %opt) = @_;
 
     my (@m, @p);
 
     for (1 .. $PAIRS) {
-        my $usec = redis_usec();
-        push @m, run($kind, $module, %opt);
-        $m[-1]{redis_us} = (redis_usec() - $usec) / ($m[-1]{requests} || 1);
-        push @p, run($kind, $plain, %opt);
+        push @m, measured($kind, $module, %opt);
+        push @p, measured($kind, $plain, %opt);
     }
 
     return (\@m, \@p);
@@ -124,6 +159,9 @@ for my $s (@scenarios) {
         kind => $kind, label => $label,
         rps => med($m, 'rps'), plain_rps => med($p, 'rps'),
         ratio => median(@ratio), redis_us => med($m, 'redis_us'),
+        nginx_us => med($m, 'nginx_us'), plain_nginx_us => med($p, 'nginx_us'),
+        backend_us => med($m, 'backend_us'),
+        plain_backend_us => med($p, 'backend_us'),
         p50 => med($m, 'p50'), p99 => med($m, 'p99'),
         plain_p50 => med($p, 'p50'), plain_p99 => med($p, 'p99'),
         rate => $rate, conns => $conns,
@@ -162,17 +200,37 @@ for my $r (@rows) {
 print "saturated: the module's location served under 90% of the fixed rate "
       . "(70% of plain's peak)\n" if grep { $_->{saturated} } @rows;
 
+# where the CPU of a request goes, at peak: what the module adds in nginx
+# and in Redis, against plain's whole cost in the two nginx
+printf "\nCPU per request at peak, us (medians; /proc and INFO cpu)\n";
+printf "%-24s %7s %7s %7s %7s %7s %7s %7s\n", 'scenario', 'nginx', 'plain',
+       'added', 'backend', 'plain', 'redis', 'added';
+printf "%-24s %7s %7s %7s %7s %7s %7s %7s\n", '', '', 'nginx', 'nginx', '',
+       'backend', '', 'in all';
+
+for my $r (@rows) {
+    $r->{added_us} = $r->{nginx_us} - $r->{plain_nginx_us} + $r->{backend_us}
+                     - $r->{plain_backend_us} + $r->{redis_us};
+    printf "%-24s %7.1f %7.1f %+7.1f %7.1f %7.1f %7.1f %+7.1f\n",
+           $r->{label}, $r->{nginx_us}, $r->{plain_nginx_us},
+           $r->{nginx_us} - $r->{plain_nginx_us}, $r->{backend_us},
+           $r->{plain_backend_us}, $r->{redis_us}, $r->{added_us};
+}
+
 print "\n";
 
 for my $r (@rows) {
     printf "bench scenario=%s rps=%.0f plain_rps=%.0f ratio=%.3f "
-           . "redis_us_per_request=%.1f "
+           . "redis_us_per_request=%.1f nginx_us_per_request=%.1f "
+           . "plain_nginx_us_per_request=%.1f backend_us_per_request=%.1f "
+           . "plain_backend_us_per_request=%.1f added_us_per_request=%.1f "
            . "p50_ms=%.3f p99_ms=%.3f plain_p50_ms=%.3f plain_p99_ms=%.3f "
            . "fixed_target_rps=%.0f fixed_connections=%d fixed_rps=%.0f "
            . "fixed_plain_rps=%.0f fixed_p99_ms=%.3f "
            . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f saturated=%d\n",
            $r->{kind}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
-           $r->{redis_us},
+           $r->{redis_us}, $r->{nginx_us}, $r->{plain_nginx_us},
+           $r->{backend_us}, $r->{plain_backend_us}, $r->{added_us},
            $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
            $r->{rate}, $r->{conns}, $r->{rate_m}, $r->{rate_p},
            $r->{fixed_p99}, $r->{fixed_plain_p99},

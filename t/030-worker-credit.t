@@ -149,6 +149,29 @@ subtest 'a customer with orders due at different times: each credited '
     ledger_ok($r);
 };
 
+subtest 'records written by older versions are credited too' => sub {
+    my $due = int(time) - $DAY;
+    my $key = 'loyalty:{customer:old-1}';
+
+    # ten fields (before returns were kept), nine (before coupons), four
+    $r->cmd('HSET', $key, p => 70, n => 3, e => $due - 30 * $DAY,
+            'o:o-10' => "P|10|$due|100|v|f|0|0||SAVE",
+            'o:o-9'  => "P|20|$due|200|v|f|0|0|",
+            'o:o-4'  => "P|40|$due|400");
+    $r->cmd('ZADD', 'loyalty:{due:' . shard('old-1') . '}', $due, 'old-1');
+
+    run(int(time));
+    my $acc = account('old-1');
+    is_deeply([ @$acc{qw(a p lt)} ], [ 70, 0, 70 ], 'all three credited');
+    is_deeply([ map { substr $acc->{"o:o-$_"}, 0, 1 } 10, 9, 4 ],
+              [ 'C', 'C', 'C' ], 'each marked credited');
+    is($acc->{'o:o-10'}, "C|10|$due|100|v|f|0|0||SAVE",
+       'the rest of a record as it was');
+
+    # not the shape ledger_ok() checks the other accounts for
+    $r->cmd('DEL', $key, "$key:log", "$key:out");
+};
+
 # --- many at once --------------------------------------------------------
 
 # $n customers with $k pending orders of 10 points each, due at $due.

@@ -212,6 +212,21 @@ subtest 'the tier spend shrinks with a return after credit' => sub {
     ledger_ok($r, undef, history => 1);
 };
 
+subtest 'a return before credit: the tier spend is what was kept' => sub {
+    my $res = confirm($t, cart(order_id => 'tp-o1', checkout_id => 'c-tp',
+                               lines => lines('50.00', 5)),
+                      customer => 'tp-1');
+    is($res->{status}, 201, '250.00 confirmed') or diag($res->{body});
+    ret('tp-o1', { return_id => 'most', amount => '100.00' });
+
+    run($t0 + 31 * $DAY);
+    my $acc = account('tp-1');
+    is($acc->{t}, undef, '150.00 kept: not gold (200.00)');
+    like($acc->{S} // '', qr/^\d+:15000:tp-o1$/,
+         'the tier spend counts the 150.00 kept');
+    ledger_ok($r, undef, history => 1);
+};
+
 subtest 'a coupon that says so gets its use back on a whole return' => sub {
     create_coupon($t, code => 'BACK5', type => 'percent', value => 5,
                   max_uses => 10, release_on_return => JSON::PP::true());

@@ -164,57 +164,74 @@ end
 local credited, credited_points, first, referral, referral_order = {}, 0
 local issued = 0
 
--- a record is split into its fields only when a field beyond the state
--- and the due time is needed: most of an account's are not
+-- A pending record's fields a credit needs, read by one match: points,
+-- due, basis, referral and what follows ("|coupon|returned"; records from
+-- before coupons or returns were kept end earlier).  Other records are
+-- not split: most of an account's need nothing but their state.
+local PENDING = '^P|(%d*)|(%d*)|(%d*)|[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)(.*)'
+
+local function pending(record)
+    local points, due, basis, ref, rest = string.match(record, PENDING)
+    if not points then
+        local f = fields(record)
+        return f[2], f[3], f[4], f[9] or '', f[11]
+    end
+    return points, due, basis, ref, string.match(rest, '^|[^|]*|(%d*)')
+end
+
 for _, o in ipairs(orders) do
     local id, record = o[1], o[2]
-    local state = string.sub(record, 1, 1)
-    local due = state == 'P' and tonumber(string.match(record, '^P|%d*|(%d+)'))
-    local f = (due and due <= now or state == 'C' and not acc.rr)
-              and fields(record) or {state}
+    local state = string.byte(record)
 
-    if f[1] == 'P' and due <= now then
-        local points = tonumber(f[2])
-        set['o:' .. id] = 'C' .. string.sub(record, 2)
+    if state == 80 then                                             -- P
+        local points, due, basis, ref, returned = pending(record)
+        due = tonumber(due)
 
-        p = p - points
-        a = a + points
-        lt = lt + points
-        credited_points = credited_points + points
-        credited[#credited + 1] = id
-        first = first or id
+        if due <= now then
+            points = tonumber(points)
+            set['o:' .. id] = 'C' .. string.sub(record, 2)
 
-        -- a shortfall of a return after credit is paid first
-        local lot = points
-        if lot > 0 and debt > 0 then
-            local pay = math.min(debt, lot)
-            lot, debt = lot - pay, debt - pay
-            a = a - pay
-        end
+            p = p - points
+            a = a + points
+            lt = lt + points
+            credited_points = credited_points + points
+            credited[#credited + 1] = id
+            first = first or id
 
-        if lot > 0 then
-            lot_add(lot)
-        end
-        issued = issued + lot
-        ledger('credit', lot, -points, id)
-
-        if tiers_arg ~= '' then
-            local amount = tonumber(f[4]) - tonumber(f[11] or '0')
-            if amount > 0 then
-                spend[#spend + 1] = {now, amount, id}
+            -- a shortfall of a return after credit is paid first
+            local lot = points
+            if lot > 0 and debt > 0 then
+                local pay = math.min(debt, lot)
+                lot, debt = lot - pay, debt - pay
+                a = a - pay
             end
+
+            if lot > 0 then
+                lot_add(lot)
+            end
+            issued = issued + lot
+            ledger('credit', lot, -points, id)
+
+            if tiers_arg ~= '' then
+                local amount = tonumber(basis) - (tonumber(returned) or 0)
+                if amount > 0 then
+                    spend[#spend + 1] = {now, amount, id}
+                end
+            end
+
+            if ref ~= '' and not acc.rr then
+                referral, referral_order = ref, id
+            end
+        else
+            sooner(due)
         end
 
-        if (f[9] or '') ~= '' and not acc.rr then
-            referral, referral_order = f[9], id
-        end
-
-    elseif f[1] == 'P' then
-        sooner(due)
-
-    elseif f[1] == 'C' and (f[9] or '') ~= '' and not acc.rr then
+    elseif state == 67 and not acc.rr then                          -- C
         -- credited by a visit whose referral the worker did not settle
-        referral, referral_order = f[9], id
+        local ref = fields(record)[9] or ''
+        if ref ~= '' then
+            referral, referral_order = ref, id
+        end
     end
 end
 
