@@ -9,7 +9,8 @@
  *      the events in the account's outbox;
  *   2. the outbox goes to the events stream, then is emptied;
  *   3. due_next.lua moves the customer's entry to the next time, unless
- *      nginx touched it meanwhile (then the customer is visited again);
+ *      nginx touched it meanwhile (then the customer is visited again):
+ *      one call for the whole batch;
  *   4. a referred customer's first order credited: the referral is
  *      settled (referral_settle.lua) and both sides paid, each once.
  *
@@ -446,19 +447,28 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
 {
     int                  rc;
     char                 account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
-    char                 log[LOYALTY_KEY_MAX], next[24], trim[24];
-    size_t               i, n;
+    char                 log[LOYALTY_KEY_MAX], trim[24], *next, (*nexts)[24];
+    size_t               i, n, moves, *movelen;
     long long            t, soonest;
     redisReply         **visits, *customer, *reply, **head;
     worker_program_t    *prog = w->program;
-    const char          *argv[VISIT_ARGS];
+    const char          *argv[VISIT_ARGS], **move;
     size_t               argvlen[VISIT_ARGS];
 
     n = entries->elements / 2;
 
+    /* the visits' replies; due_next.lua's arguments for the whole batch */
     visits = calloc(n, sizeof(redisReply *));
-    if (visits == NULL) {
+    nexts = calloc(n, sizeof(*nexts));
+    move = calloc(4 + 3 * n, sizeof(const char *));
+    movelen = calloc(4 + 3 * n, sizeof(size_t));
+
+    if (visits == NULL || nexts == NULL || move == NULL || movelen == NULL) {
         worker_log(WORKER_LOG_ERROR, "out of memory");
+        free(visits);
+        free(nexts);
+        free(move);
+        free(movelen);
         return -1;
     }
 
@@ -541,7 +551,18 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
         goto done;
     }
 
-    /* 3. the outboxes emptied, the entries moved on */
+    /* 3. the outboxes emptied, the entries moved on: one due_next.lua for
+     * the batch, whose customers share the schedule's shard */
+    move[0] = "EVALSHA";
+    movelen[0] = 7;
+    move[1] = loyalty_scripts[LOYALTY_SCRIPT_due_next].sha1;
+    movelen[1] = 40;
+    move[2] = "1";
+    movelen[2] = 1;
+    move[3] = due;
+    movelen[3] = strlen(due);
+    moves = 0;
+
     for (i = 0; i < n; i++) {
         if (visits[i] == NULL) {
             continue;
@@ -560,6 +581,7 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
             tally->events += (int) (visits[i]->elements - VISIT_HEAD);
         }
 
+        next = nexts[i];
         next[0] = '\0';
 
         if (strcmp(head[0]->str, "gone") != 0) {
@@ -577,18 +599,23 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
                 }
             }
 
-            snprintf(next, sizeof(next), "%lld", soonest);
+            snprintf(next, sizeof(*nexts), "%lld", soonest);
         }
 
-        worker_append(w->redis, 7, (const char *[]) {
-                          "EVALSHA",
-                          loyalty_scripts[LOYALTY_SCRIPT_due_next].sha1,
-                          "1", due, customer->str,
-                          entries->element[2 * i + 1]->str, next },
-                      (size_t []) {
-                          7, 40, 1, WORKER_CSTR, customer->len,
-                          entries->element[2 * i + 1]->len, WORKER_CSTR });
+        move[4 + 3 * moves] = customer->str;
+        movelen[4 + 3 * moves] = customer->len;
+        move[5 + 3 * moves] = entries->element[2 * i + 1]->str;
+        movelen[5 + 3 * moves] = entries->element[2 * i + 1]->len;
+        move[6 + 3 * moves] = next;
+        movelen[6 + 3 * moves] = strlen(next);
+        moves++;
+
         tally->visited++;
+    }
+
+    if (moves > 0) {
+        redisAppendCommandArgv(w->redis, (int) (4 + 3 * moves), move,
+                               movelen);
     }
 
     for (i = 0; i < n; i++) {
@@ -604,13 +631,14 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
                 goto done;
             }
         }
+    }
 
-        if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
-            || worker_reply_ok(w, w->redis, reply) != 0)
-        {
-            rc = -1;
-            goto done;
-        }
+    if (moves > 0
+        && (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
+            || worker_reply_ok(w, w->redis, reply) != 0))
+    {
+        rc = -1;
+        goto done;
     }
 
     /* 4. referrals, rare: one customer at a time */
@@ -638,6 +666,9 @@ done:
     }
 
     free(visits);
+    free(nexts);
+    free(move);
+    free(movelen);
 
     return rc;
 }
