@@ -92,21 +92,28 @@ sub workers_usec {
     return $usec;
 }
 
+# CPU microseconds of the child processes waited for: wrk's, once a run
+# is over.
+sub children_usec {
+    my (undef, undef, $user, $system) = times;
+    return ($user + $system) * 1e6;
+}
+
 # One run, with the CPU it cost per request: nginx_us (the measured nginx's
-# workers), backend_us (the backend's, when it has an nginx of its own)
-# and redis_us (Redis's main thread).
+# workers), backend_us (the backend's, when it has an nginx of its own),
+# redis_us (Redis's main thread) and wrk_us.
 sub measured {
     my ($kind, $path, %opt) = @_;
 
     my @before = (workers_usec($t), $backend ? workers_usec($backend) : 0,
-                  redis_usec());
+                  redis_usec(), children_usec());
     my $res = run($kind, $path, %opt);
     my @after = (workers_usec($t), $backend ? workers_usec($backend) : 0,
-                 redis_usec());
+                 redis_usec(), children_usec());
     my $n = $res->{requests} || 1;
 
-    @$res{qw(nginx_us backend_us redis_us)} =
-        map { ($after[$_] - $before[$_]) / $n } 0 .. 2;
+    @$res{qw(nginx_us backend_us redis_us wrk_us)} =
+        map { ($after[$_] - $before[$_]) / $n } 0 .. 3;
 
     return $res;
 }
@@ -162,6 +169,7 @@ for my $s (@scenarios) {
         nginx_us => med($m, 'nginx_us'), plain_nginx_us => med($p, 'nginx_us'),
         backend_us => med($m, 'backend_us'),
         plain_backend_us => med($p, 'backend_us'),
+        wrk_us => med($m, 'wrk_us'), plain_wrk_us => med($p, 'wrk_us'),
         p50 => med($m, 'p50'), p99 => med($m, 'p99'),
         plain_p50 => med($p, 'p50'), plain_p99 => med($p, 'p99'),
         rate => $rate, conns => $conns,
@@ -200,21 +208,25 @@ for my $r (@rows) {
 print "saturated: the module's location served under 90% of the fixed rate "
       . "(70% of plain's peak)\n" if grep { $_->{saturated} } @rows;
 
-# where the CPU of a request goes, at peak: what the module adds in nginx
-# and in Redis, against plain's whole cost in the two nginx
-printf "\nCPU per request at peak, us (medians; /proc and INFO cpu)\n";
-printf "%-24s %7s %7s %7s %7s %7s %7s %7s\n", 'scenario', 'nginx', 'plain',
-       'added', 'backend', 'plain', 'redis', 'added';
-printf "%-24s %7s %7s %7s %7s %7s %7s %7s\n", '', '', 'nginx', 'nginx', '',
-       'backend', '', 'in all';
+# where the CPU of a request goes, at peak: every process of the bench,
+# the module's side against plain's
+printf "\nCPU per request at peak, us (medians; /proc, INFO cpu, wrk's "
+       . "rusage): module / plain\n";
+printf "%-24s %13s %13s %7s %13s %15s %7s\n", 'scenario', 'nginx',
+       'backend', 'redis', 'wrk', 'all', 'added';
 
 for my $r (@rows) {
-    $r->{added_us} = $r->{nginx_us} - $r->{plain_nginx_us} + $r->{backend_us}
-                     - $r->{plain_backend_us} + $r->{redis_us};
-    printf "%-24s %7.1f %7.1f %+7.1f %7.1f %7.1f %7.1f %+7.1f\n",
+    $r->{all_us} = $r->{nginx_us} + $r->{backend_us} + $r->{redis_us}
+                   + $r->{wrk_us};
+    $r->{plain_all_us} = $r->{plain_nginx_us} + $r->{plain_backend_us}
+                         + $r->{plain_wrk_us};
+    $r->{added_us} = $r->{all_us} - $r->{plain_all_us};
+    printf "%-24s %6.1f %6.1f %6.1f %6.1f %7.1f %6.1f %6.1f %7.1f %7.1f "
+           . "%+7.1f\n",
            $r->{label}, $r->{nginx_us}, $r->{plain_nginx_us},
-           $r->{nginx_us} - $r->{plain_nginx_us}, $r->{backend_us},
-           $r->{plain_backend_us}, $r->{redis_us}, $r->{added_us};
+           $r->{backend_us}, $r->{plain_backend_us}, $r->{redis_us},
+           $r->{wrk_us}, $r->{plain_wrk_us}, $r->{all_us},
+           $r->{plain_all_us}, $r->{added_us};
 }
 
 print "\n";
@@ -223,14 +235,18 @@ for my $r (@rows) {
     printf "bench scenario=%s rps=%.0f plain_rps=%.0f ratio=%.3f "
            . "redis_us_per_request=%.1f nginx_us_per_request=%.1f "
            . "plain_nginx_us_per_request=%.1f backend_us_per_request=%.1f "
-           . "plain_backend_us_per_request=%.1f added_us_per_request=%.1f "
+           . "plain_backend_us_per_request=%.1f wrk_us_per_request=%.1f "
+           . "plain_wrk_us_per_request=%.1f all_us_per_request=%.1f "
+           . "plain_all_us_per_request=%.1f added_us_per_request=%.1f "
            . "p50_ms=%.3f p99_ms=%.3f plain_p50_ms=%.3f plain_p99_ms=%.3f "
            . "fixed_target_rps=%.0f fixed_connections=%d fixed_rps=%.0f "
            . "fixed_plain_rps=%.0f fixed_p99_ms=%.3f "
            . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f saturated=%d\n",
            $r->{kind}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
            $r->{redis_us}, $r->{nginx_us}, $r->{plain_nginx_us},
-           $r->{backend_us}, $r->{plain_backend_us}, $r->{added_us},
+           $r->{backend_us}, $r->{plain_backend_us}, $r->{wrk_us},
+           $r->{plain_wrk_us}, $r->{all_us}, $r->{plain_all_us},
+           $r->{added_us},
            $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
            $r->{rate}, $r->{conns}, $r->{rate_m}, $r->{rate_p},
            $r->{fixed_p99}, $r->{fixed_plain_p99},
