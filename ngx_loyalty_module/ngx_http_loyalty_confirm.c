@@ -20,6 +20,7 @@
 #include "ngx_http_loyalty_coupon.h"
 #include "ngx_http_loyalty_metrics.h"
 #include "loyalty_keys.h"
+#include "loyalty_str.h"
 
 
 static void ngx_http_loyalty_confirm_body(ngx_http_request_t *r);
@@ -51,6 +52,9 @@ static void ngx_http_loyalty_job_event(ngx_http_loyalty_job_t *job);
 static void ngx_http_loyalty_job_free(ngx_http_loyalty_job_t *job);
 static ngx_str_t ngx_http_loyalty_job_str(ngx_pool_t *pool, const char *fmt,
     ...);
+static ngx_str_t ngx_http_loyalty_job_copy(ngx_pool_t *pool,
+    const char *prefix, ngx_str_t *str);
+static ngx_str_t ngx_http_loyalty_job_int(ngx_pool_t *pool, int64_t n);
 
 
 static const char  *ngx_http_loyalty_order_statuses[] = {
@@ -514,9 +518,9 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
     job->total = -1;
     ctx->job = job;
 
-    job->order = ngx_http_loyalty_job_str(pool, "%V", &ctx->order);
-    job->customer = ngx_http_loyalty_job_str(pool, "%V", &ctx->customer);
-    job->coupon = ngx_http_loyalty_job_str(pool, "coupon:%V", &ctx->coupon);
+    job->order = ngx_http_loyalty_job_copy(pool, "", &ctx->order);
+    job->customer = ngx_http_loyalty_job_copy(pool, "", &ctx->customer);
+    job->coupon = ngx_http_loyalty_job_copy(pool, "coupon:", &ctx->coupon);
     job->status = ctx->customer.len ? NGX_HTTP_LOYALTY_ORDER_RECORDED
                                     : NGX_HTTP_LOYALTY_ORDER_GUEST;
 
@@ -577,22 +581,22 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         argv[8] = (char *) s.data;
         argvlen[8] = s.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", base);
+        s = ngx_http_loyalty_job_int(pool, base);
         argv[9] = (char *) s.data;
         argvlen[9] = s.len;
 
         argv[10] = (char *) lmcf->tiers_arg.data;
         argvlen[10] = lmcf->tiers_arg.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", how.basis);
+        s = ngx_http_loyalty_job_int(pool, how.basis);
         argv[11] = (char *) s.data;
         argvlen[11] = s.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", due);
+        s = ngx_http_loyalty_job_int(pool, due);
         argv[12] = (char *) s.data;
         argvlen[12] = s.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", now);
+        s = ngx_http_loyalty_job_int(pool, now);
         argv[13] = (char *) s.data;
         argvlen[13] = s.len;
 
@@ -601,18 +605,18 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         argv[15] = (char *) ctx->checkout.data;
         argvlen[15] = ctx->checkout.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", lmcf->program.order_every);
+        s = ngx_http_loyalty_job_int(pool, lmcf->program.order_every);
         argv[16] = (char *) s.data;
         argvlen[16] = s.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", lmcf->program.order_points);
+        s = ngx_http_loyalty_job_int(pool, lmcf->program.order_points);
         argv[17] = (char *) s.data;
         argvlen[17] = s.len;
 
         argv[18] = (char *) ctx->cart.referral.data;
         argvlen[18] = ctx->cart.referral.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", ctx->cart.points);
+        s = ngx_http_loyalty_job_int(pool, ctx->cart.points);
         argv[19] = (char *) s.data;
         argvlen[19] = s.len;
         argv[20] = (char *) ctx->coupon.data;
@@ -633,7 +637,7 @@ ngx_http_loyalty_confirm_record(ngx_http_loyalty_confirm_t *ctx)
         argv[4] = (char *) ctx->customer.data;
         argvlen[4] = ctx->customer.len;
 
-        s = ngx_http_loyalty_job_str(pool, "%L", due);
+        s = ngx_http_loyalty_job_int(pool, due);
         argv[5] = (char *) s.data;
         argvlen[5] = s.len;
 
@@ -686,10 +690,10 @@ static uint64_t
 ngx_http_loyalty_confirm_fingerprint(ngx_http_loyalty_confirm_t *ctx)
 {
     u_char          *p;
-    size_t           i;
+    size_t           i, n;
     uint64_t         h;
     loyalty_line_t  *l;
-    u_char           buf[NGX_INT64_LEN * 4 + 8];
+    u_char           buf[LOYALTY_INT_TEXT_MAX * 4 + 8];
 
 #define ngx_http_loyalty_fnv(data, len)                                      \
     for (p = (u_char *) (data); p < (u_char *) (data) + (len); p++) {       \
@@ -711,14 +715,20 @@ ngx_http_loyalty_confirm_fingerprint(ngx_http_loyalty_confirm_t *ctx)
         ngx_http_loyalty_fnv(l->sku.data, l->sku.len);
         ngx_http_loyalty_fnv(l->brand.data, l->brand.len);
         ngx_http_loyalty_fnv(l->category.data, l->category.len);
-        ngx_http_loyalty_fnv(buf, ngx_sprintf(buf, "%L %L", l->price,
-                                              l->quantity) - buf);
+        n = loyalty_str_int((char *) buf, l->price);
+        buf[n++] = ' ';
+        n += loyalty_str_int((char *) buf + n, l->quantity);
+        ngx_http_loyalty_fnv(buf, n);
     }
 
-    ngx_http_loyalty_fnv(buf, ngx_sprintf(buf, "%L %L %L %L",
-                                          ctx->cart.shipping, ctx->cart.tax,
-                                          ctx->cart.discount,
-                                          ctx->cart.points) - buf);
+    n = loyalty_str_int((char *) buf, ctx->cart.shipping);
+    buf[n++] = ' ';
+    n += loyalty_str_int((char *) buf + n, ctx->cart.tax);
+    buf[n++] = ' ';
+    n += loyalty_str_int((char *) buf + n, ctx->cart.discount);
+    buf[n++] = ' ';
+    n += loyalty_str_int((char *) buf + n, ctx->cart.points);
+    ngx_http_loyalty_fnv(buf, n);
 
 #undef ngx_http_loyalty_fnv
 
@@ -1100,23 +1110,23 @@ ngx_http_loyalty_job_event(ngx_http_loyalty_job_t *job)
     ngx_str_set(&v[1], LOYALTY_KEY_EVENTS);
     ngx_str_set(&v[2], "MAXLEN");
     ngx_str_set(&v[3], "~");
-    v[4] = ngx_http_loyalty_job_str(job->pool, "%ui", lmcf->events_max);
+    v[4] = ngx_http_loyalty_job_int(job->pool, (int64_t) lmcf->events_max);
     ngx_str_set(&v[5], "*");
     ngx_str_set(&v[6], "type");
     ngx_str_set(&v[7], "points_earned");
     ngx_str_set(&v[8], "id");
-    v[9] = ngx_http_loyalty_job_str(job->pool, "points_earned:%V",
-                                    &job->order);
+    v[9] = ngx_http_loyalty_job_copy(job->pool, "points_earned:",
+                                     &job->order);
     ngx_str_set(&v[10], "customer");
     v[11] = job->customer;
     ngx_str_set(&v[12], "order");
     v[13] = job->order;
     ngx_str_set(&v[14], "points");
-    v[15] = ngx_http_loyalty_job_str(job->pool, "%L", job->points);
+    v[15] = ngx_http_loyalty_job_int(job->pool, job->points);
     ngx_str_set(&v[16], "pending");
-    v[17] = ngx_http_loyalty_job_str(job->pool, "%L", job->total);
+    v[17] = ngx_http_loyalty_job_int(job->pool, job->total);
     ngx_str_set(&v[18], "at");
-    v[19] = ngx_http_loyalty_job_str(job->pool, "%T", ngx_time());
+    v[19] = ngx_http_loyalty_job_int(job->pool, (int64_t) ngx_time());
 
     for (i = 0; i < 20; i++) {
         argv[i] = (char *) v[i].data;
@@ -1229,6 +1239,53 @@ ngx_http_loyalty_job_str(ngx_pool_t *pool, const char *fmt, ...)
     }
 
     ngx_memcpy(s.data, buf, s.len);
+    s.data[s.len] = '\0';
+
+    return s;
+}
+
+
+/* prefix and str, NUL-terminated, in the job's pool: no printf */
+
+static ngx_str_t
+ngx_http_loyalty_job_copy(ngx_pool_t *pool, const char *prefix,
+    ngx_str_t *str)
+{
+    size_t     n;
+    ngx_str_t  s;
+
+    n = ngx_strlen(prefix);
+    s.len = n + str->len;
+    s.data = ngx_pnalloc(pool, s.len + 1);
+
+    if (s.data == NULL) {
+        s.len = 0;
+        s.data = (u_char *) "";
+        return s;
+    }
+
+    ngx_memcpy(s.data, prefix, n);
+    ngx_memcpy(s.data + n, str->data, str->len);
+    s.data[s.len] = '\0';
+
+    return s;
+}
+
+
+static ngx_str_t
+ngx_http_loyalty_job_int(ngx_pool_t *pool, int64_t n)
+{
+    ngx_str_t  s;
+
+    s.data = ngx_pnalloc(pool, LOYALTY_INT_TEXT_MAX + 1);
+
+    if (s.data == NULL) {
+        s.len = 0;
+        s.data = (u_char *) "";
+        return s;
+    }
+
+    s.len = loyalty_str_int((char *) s.data, n);
     s.data[s.len] = '\0';
 
     return s;

@@ -18,4 +18,13 @@ typedef struct {
 
 int loyalty_str_cmp(const loyalty_str_t *a, const loyalty_str_t *b);
 
+/* Room for any int64_t in decimal, its sign included. */
+#define LOYALTY_INT_TEXT_MAX  20
+
+/*
+ * Writes n in decimal (no NUL) and returns the length: what "%lld" would
+ * write, without a printf, for the numbers a request sends to Redis.
+ */
+size_t loyalty_str_int(char *buf, long long n);
+
 #endif /* LOYALTY_STR_H */

@@ -1,13 +1,19 @@
-/* Key names: the tag and suffix exact, and never past LOYALTY_KEY_MAX. */
+/*
+ * Key names: the tag and suffix exact, and never past LOYALTY_KEY_MAX;
+ * and the numbers sent with them, written without a printf.
+ */
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "loyalty_keys.h"
+#include "loyalty_str.h"
 
 
 static void
@@ -75,6 +81,35 @@ the_shards_and_orders_keep_their_names(void **state)
 }
 
 
+static void
+integers_are_written_as_printf_writes_them(void **state)
+{
+    char       got[LOYALTY_INT_TEXT_MAX + 1], want[32];
+    size_t     i, n;
+    long long  v;
+
+    static const long long  edges[] = {
+        0, 1, -1, 9, 10, -10, 99, 100, 599, -599, 1799913600,
+        999999999999999999LL, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(edges) / sizeof(edges[0]) + 1000; i++) {
+        v = i < sizeof(edges) / sizeof(edges[0])
+            ? edges[i]
+            : (long long) (i * 2654435761ULL * 40503ULL) >> (i % 60);
+
+        n = loyalty_str_int(got, v);
+        got[n] = '\0';
+        snprintf(want, sizeof(want), "%lld", v);
+
+        assert_string_equal(got, want);
+        assert_true(n <= LOYALTY_INT_TEXT_MAX);
+    }
+}
+
+
 int
 main(void)
 {
@@ -83,6 +118,7 @@ main(void)
         cmocka_unit_test(only_len_bytes_of_the_id_are_used),
         cmocka_unit_test(a_key_too_long_is_cut_at_the_buffer),
         cmocka_unit_test(the_shards_and_orders_keep_their_names),
+        cmocka_unit_test(integers_are_written_as_printf_writes_them),
     };
 
     return cmocka_run_group_tests_name("keys", tests, NULL, NULL);
