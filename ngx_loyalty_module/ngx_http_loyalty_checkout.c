@@ -17,6 +17,7 @@
 #include "ngx_http_loyalty_coupon.h"
 #include "ngx_http_loyalty_metrics.h"
 #include "ngx_http_loyalty_redis.h"
+#include "loyalty_str.h"
 
 
 /* a definition that changes between round trips is read this many times */
@@ -287,12 +288,11 @@ ngx_http_loyalty_checkout_coupon(ngx_http_loyalty_checkout_t *ctx,
     call->argv[i] = (char *) ctx->customer.data;
     call->argvlen[i++] = ctx->customer.len;
     call->argv[i] = (char *) call->nums[0];
-    call->argvlen[i++] = ngx_sprintf(call->nums[0], "%T", ngx_time())
-                         - call->nums[0];
+    call->argvlen[i++] = loyalty_str_int((char *) call->nums[0],
+                                         ngx_time());
     call->argv[i] = (char *) call->nums[1];
-    call->argvlen[i++] = ngx_sprintf(call->nums[1], "%T",
-                                     ngx_time() + lmcf->reservation_ttl)
-                         - call->nums[1];
+    call->argvlen[i++] = loyalty_str_int((char *) call->nums[1],
+                                         ngx_time() + lmcf->reservation_ttl);
     call->argv[i] = (char *) ctx->coupon_version.data;
     call->argvlen[i++] = ctx->coupon_version.len;
     call->argv[i] = mode;
@@ -443,15 +443,14 @@ ngx_http_loyalty_checkout_points(ngx_http_loyalty_checkout_t *ctx)
     call->argv[6] = (char *) ctx->cart.checkout_id.data;
     call->argvlen[6] = ctx->cart.checkout_id.len;
     call->argv[7] = (char *) call->nums[0];
-    call->argvlen[7] = ngx_sprintf(call->nums[0], "%L", ctx->cart.points)
-                       - call->nums[0];
+    call->argvlen[7] = loyalty_str_int((char *) call->nums[0],
+                                       ctx->cart.points);
     call->argv[8] = (char *) call->nums[1];
-    call->argvlen[8] = ngx_sprintf(call->nums[1], "%T", ngx_time())
-                       - call->nums[1];
+    call->argvlen[8] = loyalty_str_int((char *) call->nums[1],
+                                       ngx_time());
     call->argv[9] = (char *) call->nums[2];
-    call->argvlen[9] = ngx_sprintf(call->nums[2], "%T",
-                                   ngx_time() + lmcf->reservation_ttl)
-                       - call->nums[2];
+    call->argvlen[9] = loyalty_str_int((char *) call->nums[2],
+                                       ngx_time() + lmcf->reservation_ttl);
     call->argv[10] = ctx->shadow ? "check" : "hold";
     call->argvlen[10] = ngx_strlen(call->argv[10]);
 
@@ -515,8 +514,8 @@ ngx_http_loyalty_checkout_send(ngx_http_loyalty_checkout_t *ctx,
     ngx_http_loyalty_redis_handler_pt handler)
 {
     call->argv[2] = (char *) call->nums[3];
-    call->argvlen[2] = ngx_sprintf(call->nums[3], "%ui", nkeys)
-                       - call->nums[3];
+    call->argvlen[2] = loyalty_str_int((char *) call->nums[3],
+                                       nkeys);
 
     call->cmd = ngx_http_loyalty_redis_eval(script, 3 + nkeys + nargs,
                                             call->argv, call->argvlen,

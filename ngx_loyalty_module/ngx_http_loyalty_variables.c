@@ -8,6 +8,7 @@
 #include "ngx_http_loyalty_module.h"
 #include "ngx_http_loyalty_checkout.h"
 #include "ngx_http_loyalty_confirm.h"
+#include "loyalty_str.h"
 
 
 enum {
@@ -299,7 +300,7 @@ ngx_http_loyalty_number(ngx_pool_t *pool, int64_t n)
     }
 
     s->data = (u_char *) (s + 1);
-    s->len = ngx_sprintf(s->data, "%L", n) - s->data;
+    s->len = loyalty_str_int((char *) s->data, n);
 
     return s;
 }
