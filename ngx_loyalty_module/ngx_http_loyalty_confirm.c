@@ -1265,7 +1265,12 @@ ngx_http_loyalty_job_copy(ngx_pool_t *pool, const char *prefix,
     }
 
     ngx_memcpy(s.data, prefix, n);
-    ngx_memcpy(s.data + n, str->data, str->len);
+
+    /* an empty string (no coupon, a guest) may come without a pointer */
+    if (str->len) {
+        ngx_memcpy(s.data + n, str->data, str->len);
+    }
+
     s.data[s.len] = '\0';
 
     return s;
