@@ -47,6 +47,7 @@ static void ngx_http_loyalty_counts_name(ngx_str_t *dst, ngx_str_t *src);
 static void ngx_http_loyalty_counts_added(void);
 static void ngx_http_loyalty_counts_timer(ngx_event_t *ev);
 static ngx_int_t ngx_http_loyalty_counts_send(void);
+static void ngx_http_loyalty_counts_drop(const char *when);
 static void ngx_http_loyalty_counts_send_totals(void);
 static void ngx_http_loyalty_counts_send_board(void);
 
@@ -160,15 +161,9 @@ ngx_http_loyalty_counts_room(ngx_uint_t fields, ngx_uint_t board,
     }
 
     if (ngx_http_loyalty_counts_send() != NGX_OK) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "loyalty: %ui program totals and %ui leaderboard "
-                      "entries not counted: redis unavailable",
-                      c->nfields, c->nboard);
+        ngx_http_loyalty_counts_drop("");
     }
 
-    c->nfields = 0;
-    c->nboard = 0;
-    c->used = 0;
     c->at = ngx_time();
 
     return NGX_OK;
@@ -220,27 +215,16 @@ ngx_http_loyalty_counts_added(void)
 static void
 ngx_http_loyalty_counts_timer(ngx_event_t *ev)
 {
-    ngx_http_loyalty_counts_t  *c = &ngx_http_loyalty_counts;
-
     if (ev->timer_set) {
         ngx_del_timer(ev);
     }
 
     if (ngx_http_loyalty_counts_send() == NGX_OK) {
-        c->nfields = 0;
-        c->nboard = 0;
-        c->used = 0;
         return;
     }
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "loyalty: %ui program totals and %ui leaderboard "
-                      "entries not counted: redis unavailable at exit",
-                      c->nfields, c->nboard);
-        c->nfields = 0;
-        c->nboard = 0;
-        c->used = 0;
+        ngx_http_loyalty_counts_drop(" at exit");
         return;
     }
 
@@ -249,7 +233,10 @@ ngx_http_loyalty_counts_timer(ngx_event_t *ev)
 }
 
 
-/* NGX_OK once both calls are on their way (or had nothing to send). */
+/*
+ * NGX_OK once both calls are on their way (or had nothing to send): the
+ * counts are then let go.  Otherwise they are kept.
+ */
 
 static ngx_int_t
 ngx_http_loyalty_counts_send(void)
@@ -267,7 +254,29 @@ ngx_http_loyalty_counts_send(void)
     ngx_http_loyalty_counts_send_totals();
     ngx_http_loyalty_counts_send_board();
 
+    ngx_http_loyalty_counts_drop(NULL);
+
     return NGX_OK;
+}
+
+
+/* Lets the counts go; when unsent ("when" not NULL), with a warning. */
+
+static void
+ngx_http_loyalty_counts_drop(const char *when)
+{
+    ngx_http_loyalty_counts_t  *c = &ngx_http_loyalty_counts;
+
+    if (when != NULL) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "loyalty: %ui program totals and %ui leaderboard "
+                      "entries not counted: redis unavailable%s",
+                      c->nfields, c->nboard, when);
+    }
+
+    c->nfields = 0;
+    c->nboard = 0;
+    c->used = 0;
 }
 
 

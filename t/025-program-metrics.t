@@ -175,6 +175,20 @@ subtest 'a worker that exits sends the counts it holds first' => sub {
     is($r->cmd('ZSCORE', $month, 'x-1'), 250, 'and on the board');
 };
 
+subtest 'counts that cannot be sent when a worker exits: a warning' => sub {
+    $t->start_nginx;
+    order('x-2', 'o-lost', '25.00');
+
+    # Redis gone before the next send; nginx told to stop at once
+    $t->kill_redis;
+    $t->log_mark;
+    $t->stop_nginx;
+
+    like($t->log_since_mark,
+         qr/\[warn\].*loyalty: \d+ program totals and 1 leaderboard entries not counted: redis unavailable at exit/,
+         'says how many were not counted, at warn');
+};
+
 $t->check_error_log;
 $t->stop;
 
