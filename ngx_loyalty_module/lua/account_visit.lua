@@ -59,6 +59,8 @@ local tiers_arg, window, downgrade = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local month, today, year = ARGV[8], ARGV[9], ARGV[10]
 local birthday_points = tonumber(ARGV[11])
 
+-- Numbers go to Redis as strings, written with %d: a Lua number passed to
+-- redis.call, or joined as is, is formatted with %.14g, slower.
 local function int(n)
     return string.format('%d', n)
 end
@@ -84,7 +86,7 @@ local entries, seq = {}
 
 local function ledger(kind, points, pending, ref, detail)
     if not seq then
-        local head = redis.call('LINDEX', log, 0)
+        local head = redis.call('LINDEX', log, '0')
         seq = head and tonumber(string.match(head, '^%d+')) or 0
     end
     seq = seq + 1
@@ -103,7 +105,7 @@ local raw = redis.call('HGETALL', account)
 
 if #raw == 0 then
     return {'gone', '', '', '', '0,0,0',
-            unpack(redis.call('LRANGE', outbox, 0, -1))}
+            unpack(redis.call('LRANGE', outbox, '0', '-1'))}
 end
 
 local acc, orders = {}, {}
@@ -445,10 +447,10 @@ if #events > 0 then
 end
 if #entries > 0 then
     redis.call('LPUSH', log, unpack(entries))
-    redis.call('LTRIM', log, 0, 999)
+    redis.call('LTRIM', log, '0', '999')
 end
 
 return {soonest and int(soonest) or '', acc.bd or '', referral or '',
         referral_order or '',
         int(issued) .. ',' .. int(credited_points) .. ',' .. int(expired),
-        unpack(redis.call('LRANGE', outbox, 0, -1))}
+        unpack(redis.call('LRANGE', outbox, '0', '-1'))}

@@ -19,6 +19,8 @@ local coupon, res, resc, resn, uses, orders =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local checkout, order, customer = ARGV[1], ARGV[2], ARGV[3]
 
+-- counts go to Redis as strings: a Lua number is formatted with %.14g
+
 if redis.call('EXISTS', coupon) == 0 then
     return {'not_found'}
 end
@@ -33,15 +35,15 @@ if checkout ~= '' and redis.call('ZREM', res, checkout) == 1 then
     local owner = redis.call('HGET', resc, checkout)
     redis.call('HDEL', resc, checkout)
     if owner and owner ~= '' then
-        if redis.call('HINCRBY', resn, owner, -1) <= 0 then
+        if redis.call('HINCRBY', resn, owner, '-1') <= 0 then
             redis.call('HDEL', resn, owner)
         end
     end
 end
 
-redis.call('HINCRBY', coupon, 'used', 1)
+redis.call('HINCRBY', coupon, 'used', '1')
 if customer ~= '' then
-    redis.call('HINCRBY', uses, customer, 1)
+    redis.call('HINCRBY', uses, customer, '1')
 end
 
 return {'committed', reserved}

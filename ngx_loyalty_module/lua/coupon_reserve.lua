@@ -29,8 +29,8 @@ local checkout, customer = ARGV[1], ARGV[2]
 local now, expires = ARGV[3], ARGV[4]
 local known, mode = ARGV[5], ARGV[6]
 
--- now and expires go to Redis as the strings they came as: a Lua number
--- passed to redis.call is formatted with %.14g, slower.
+-- Times and counts go to Redis as strings (now and expires as they came):
+-- a Lua number passed to redis.call is formatted with %.14g, slower.
 
 local c = redis.call('HMGET', coupon, 'version', 'def', 'disabled',
                      'max_uses', 'per_customer', 'used')
@@ -53,7 +53,8 @@ if mode == 'verify' then
 end
 
 -- forget reservations that expired, a bounded number per call
-local expired = redis.call('ZRANGEBYSCORE', res, '-inf', now, 'LIMIT', 0, 100)
+local expired = redis.call('ZRANGEBYSCORE', res, '-inf', now,
+                           'LIMIT', '0', '100')
 for _, id in ipairs(expired) do
     local owner = redis.call('HGET', resc, id)
     if owner and owner ~= '' then

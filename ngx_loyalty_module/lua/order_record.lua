@@ -73,11 +73,11 @@ local function ledger(kind, points, pending, ref)
     if not log then
         return
     end
-    local head = redis.call('LINDEX', log, 0)
+    local head = redis.call('LINDEX', log, '0')
     redis.call('LPUSH', log, string.format('%d\n%s\n%s\n%d\n%d\n%s',
                head and tonumber(string.match(head, '^%d+')) + 1 or 1, now,
                kind, points, pending, ref))
-    redis.call('LTRIM', log, 0, 999)
+    redis.call('LTRIM', log, '0', '999')
 end
 
 local existing = redis.call('HGET', account, 'o:' .. order)

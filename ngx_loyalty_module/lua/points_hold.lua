@@ -26,7 +26,7 @@ local mode = ARGV[5]
 
 -- forget holds that expired, a bounded number per call
 local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', ARGV[3],
-                           'LIMIT', 0, 100)
+                           'LIMIT', '0', '100')
 for _, id in ipairs(expired) do
     local v = tonumber(redis.call('HGET', holdv, id)) or 0
     if v > 0 then
