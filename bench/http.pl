@@ -14,7 +14,9 @@
 # WORKERS (nginx worker_processes, 1), USERS (customers, 1000),
 # RATE_DELAY (ms between requests on a connection at the fixed rate, 10),
 # BACKEND ("own": the stub backend in an nginx of its own, the default;
-# "same": a server block of the nginx measured).
+# "same": a server block of the nginx measured), PIN (1: the measured
+# nginx's workers on CPU 0, Redis and the backend on CPU 1, wrk left to
+# the scheduler; 0 by default).
 
 use strict;
 use warnings;
@@ -32,6 +34,7 @@ my $CONNECTIONS = $ENV{CONNECTIONS} // 50;
 my $WORKERS     = $ENV{WORKERS} // 1;
 my $USERS       = $ENV{USERS} // 1000;
 my $RATE_DELAY  = $ENV{RATE_DELAY} // 10;
+my $PIN         = $ENV{PIN} // 0;
 my $BACKEND     = $ENV{BACKEND} // 'own';
 my $LOAD        = 0.7;
 
@@ -45,6 +48,18 @@ my $backend = $BACKEND eq 'own' ? backend_nginx() : undef;
 my $t = bench_shop(workers => $WORKERS,
                    $backend ? (backend => $backend->port) : ());
 seed($t, $USERS);
+
+# nginx on one core, what it waits for on the other
+if ($PIN) {
+    my @pin = ((map { [ 0, $_ ] } $t->worker_pids),
+               [ 1, $t->{redis_pid} ],
+               $backend ? (map { [ 1, $_ ] } $backend->worker_pids) : ());
+
+    for (@pin) {
+        system("taskset -p -c $_->[0] $_->[1] > /dev/null") == 0
+            or die "taskset -p -c $_->[0] $_->[1] failed\n";
+    }
+}
 
 my $runs = 0;
 
@@ -181,9 +196,10 @@ for my $s (@scenarios) {
 my $load = do { open my $fh, '<', '/proc/loadavg'; (split ' ', <$fh>)[0] };
 
 printf "\nHTTP scenarios: nginx worker_processes %d, backend %s, wrk -t1 "
-       . "-c%d, %d s runs, %d pairs (A B), medians; load average %s\n",
+       . "-c%d, %d s runs, %d pairs (A B), medians; load average %s%s\n",
        $WORKERS, $BACKEND eq 'own' ? 'in its own nginx' : 'in the same nginx',
-       $CONNECTIONS, $DURATION, $PAIRS, $load;
+       $CONNECTIONS, $DURATION, $PAIRS, $load,
+       $PIN ? '; nginx pinned to CPU 0, Redis and the backend to CPU 1' : '';
 printf "%-24s %7s %7s %6s %6s %6s %6s %6s %6s | %7s %6s %6s %7s\n",
        'scenario', 'req/s', 'plain', 'ratio', 'p50', 'p99', 'plain',
        'plain', 'redis', 'fixed', 'p99', 'plain', 'p99';
