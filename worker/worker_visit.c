@@ -5,8 +5,10 @@
  * statement, a birthday).  A pass takes every customer due now, in
  * batches, and for each:
  *
- *   1. account_visit.lua does in the account whatever is due, and puts
- *      the events in the account's outbox;
+ *   1. the account is read, what is due decided in C (worker_account.c),
+ *      and account_apply.lua writes it, with the events into the
+ *      account's outbox, only if the account is still what was read
+ *      (otherwise it is read again);
  *   2. the outbox goes to the events stream, then is emptied;
  *   3. due_next.lua moves the customer's entry to the next time, unless
  *      nginx touched it meanwhile (then the customer is visited again):
@@ -33,11 +35,11 @@
 #include "loyalty_rules.h"
 #include "loyalty_script.h"
 #include "loyalty_worker.h"
+#include "worker_account.h"
 
 
-#define VISIT_ARGS     17       /* EVALSHA sha 3 keys, then 11 ARGV */
-#define VISIT_HEAD     5        /* next, birthday, referral, its order,
-                                   the changes to the program's totals */
+#define VISIT_TRIES    5        /* reads of an account that keeps changing */
+#define VISIT_SEND     32       /* visits decided between two sends */
 #define EVENT_FIELDS   64       /* fields and values of one event */
 
 
@@ -46,11 +48,7 @@ struct worker_program_s {
     worker_arena_t      arena;
     char               *json;
     loyalty_program_t   p;
-    char                tiers[LOYALTY_PROGRAM_MAX * 200];
     char                expire[24];
-    char                notice[24];
-    char                window[24];
-    char                birthday[24];
 };
 
 
@@ -72,6 +70,28 @@ typedef struct {
 } worker_tally_t;
 
 
+/* one customer of a batch */
+typedef struct {
+    redisReply             *account;    /* HGETALL */
+    redisReply             *head;       /* the ledger's newest entry */
+    redisReply             *applied;    /* account_apply.lua's answer */
+    worker_arena_t          arena;      /* the visit's strings */
+    worker_account_visit_t  v;
+    char                   *referral;   /* v's, NUL-terminated */
+    char                   *referral_order;
+    int                     state;      /* VISIT_* */
+} worker_visit_one_t;
+
+
+enum {
+    VISIT_READ = 0,     /* to read (again) */
+    VISIT_APPLY,        /* decided, to write */
+    VISIT_DONE,         /* written */
+    VISIT_GONE,         /* no account: its outbox sent, its entry gone */
+    VISIT_FAILED        /* left due for the next pass */
+};
+
+
 static int program_load(worker_t *w);
 static void calendar(worker_calendar_t *cal, long long now);
 static long long next_birthday(const worker_calendar_t *cal,
@@ -81,10 +101,17 @@ static int visit_shard(worker_t *w, unsigned shard,
 static int shard_lease(worker_t *w, const char *lease, long ms);
 static int visit_batch(worker_t *w, const char *due, redisReply *entries,
     const worker_calendar_t *cal, worker_tally_t *tally);
-static int send_events(worker_t *w, redisReply **visits, size_t n);
+static int visit_read(worker_t *w, redisReply *entries,
+    worker_visit_one_t *visits, size_t n);
+static int visit_decide(worker_t *w, redisReply *customer,
+    worker_visit_one_t *one, const worker_calendar_t *cal);
+static int visit_apply(worker_t *w, redisReply *entries,
+    worker_visit_one_t *visits, size_t n, const worker_calendar_t *cal);
+static void visit_reset(worker_visit_one_t *one);
+static int send_events(worker_t *w, worker_visit_one_t *visits, size_t n);
 static int settle_referral(worker_t *w, redisReply *customer,
-    redisReply *code, redisReply *order, const worker_calendar_t *cal);
-static int count_visits(worker_t *w, redisReply **visits, size_t n);
+    const char *code, const char *order, const worker_calendar_t *cal);
+static int count_visits(worker_t *w, worker_visit_one_t *visits, size_t n);
 static int give_bonus(worker_t *w, const char *customer, size_t len,
     const char *id, long long points, const char *rr, const char *type,
     const char *role, const char *other, size_t other_len,
@@ -144,8 +171,7 @@ static int
 program_load(worker_t *w)
 {
     int                     rc;
-    size_t                  i, len;
-    char                   *p, field[72];
+    char                    field[72];
     redisReply             *current, *json;
     loyalty_json_t         *root;
     worker_program_t       *prog;
@@ -228,27 +254,8 @@ program_load(worker_t *w)
         goto done;
     }
 
-    /* the tiers as account_visit.lua takes them */
-    p = prog->tiers;
-
-    for (i = 0; i < prog->p.ntiers; i++) {
-        len = (size_t) snprintf(p, sizeof(prog->tiers) - (p - prog->tiers),
-                                "%s%.*s:%lld:%lld", i ? "," : "",
-                                (int) prog->p.tiers[i].name.len,
-                                prog->p.tiers[i].name.data,
-                                (long long) prog->p.tiers[i].threshold,
-                                (long long) prog->p.tiers[i].factor);
-        p += len;
-    }
-
     snprintf(prog->expire, sizeof(prog->expire), "%lld",
              (long long) prog->p.points_expire);
-    snprintf(prog->notice, sizeof(prog->notice), "%lld",
-             (long long) prog->p.expire_notice);
-    snprintf(prog->window, sizeof(prog->window), "%lld",
-             (long long) prog->p.tier_window);
-    snprintf(prog->birthday, sizeof(prog->birthday), "%lld",
-             (long long) prog->p.birthday_points);
 
     /* the shop's calendar: statements and birthdays follow its days */
     setenv("TZ", prog->p.timezone.len ? prog->p.timezone.data : "UTC", 1);
@@ -445,109 +452,67 @@ static int
 visit_batch(worker_t *w, const char *due, redisReply *entries,
     const worker_calendar_t *cal, worker_tally_t *tally)
 {
-    int                  rc;
-    char                 account[LOYALTY_KEY_MAX], outbox[LOYALTY_KEY_MAX];
-    char                 log[LOYALTY_KEY_MAX], trim[24], *next, (*nexts)[24];
-    size_t               i, n, moves, *movelen;
+    int                  rc, tries;
+    char                 outbox[LOYALTY_KEY_MAX], trim[24], (*nexts)[24];
+    size_t               i, n, moves, left, sent, *movelen;
     long long            t, soonest;
-    redisReply         **visits, *customer, *reply, **head;
-    worker_program_t    *prog = w->program;
-    const char          *argv[VISIT_ARGS], **move;
-    size_t               argvlen[VISIT_ARGS];
+    redisReply          *customer, *reply;
+    worker_visit_one_t  *visits, *one;
+    const char         **move;
 
     n = entries->elements / 2;
 
-    /* the visits' replies; due_next.lua's arguments for the whole batch */
-    visits = calloc(n, sizeof(redisReply *));
+    /* the visits; due_next.lua's arguments for the whole batch */
+    visits = calloc(n, sizeof(worker_visit_one_t));
     nexts = calloc(n, sizeof(*nexts));
     move = calloc(4 + 3 * n, sizeof(const char *));
     movelen = calloc(4 + 3 * n, sizeof(size_t));
 
+    rc = -1;
+
     if (visits == NULL || nexts == NULL || move == NULL || movelen == NULL) {
         worker_log(WORKER_LOG_ERROR, "out of memory");
-        free(visits);
-        free(nexts);
-        free(move);
-        free(movelen);
-        return -1;
+        goto done;
     }
 
-    argv[0] = "EVALSHA";
-    argv[1] = loyalty_scripts[LOYALTY_SCRIPT_account_visit].sha1;
-    argv[2] = "3";
-    argv[6] = cal->now_text;
-    argv[8] = prog->expire;
-    argv[9] = prog->notice;
-    argv[10] = prog->tiers;
-    argv[11] = prog->window;
-    argv[12] = prog->p.tier_downgrade ? "one" : "full";
-    argv[13] = cal->month;
-    argv[14] = cal->today;
-    argv[15] = cal->year;
-    argv[16] = prog->birthday;
-
-    for (i = 0; i < VISIT_ARGS; i++) {
-        argvlen[i] = (i >= 3 && i <= 5) || i == 7 ? 0 : strlen(argv[i]);
-    }
-
-    /* 1. the visits, pipelined */
-    for (i = 0; i < n; i++) {
-        customer = entries->element[2 * i];
-
-        argv[3] = account;
-        argvlen[3] = loyalty_key(account, "customer", customer->str,
-                                 customer->len, "");
-        argv[4] = outbox;
-        argvlen[4] = loyalty_key(outbox, "customer", customer->str,
-                                 customer->len, ":out");
-        argv[5] = log;
-        argvlen[5] = loyalty_key(log, "customer", customer->str,
-                                 customer->len, ":log");
-        argv[7] = customer->str;
-        argvlen[7] = customer->len;
-
-        redisAppendCommandArgv(w->redis, VISIT_ARGS, argv, argvlen);
-    }
-
-    rc = 0;
-
-    for (i = 0; i < n; i++) {
-        if (redisGetReply(w->redis, (void **) &visits[i]) != REDIS_OK) {
-            worker_redis_error(w, w->redis->errstr);
-            rc = -1;
+    /* 1. read, decide, write; those whose account changed meanwhile are
+     * read again */
+    for (tries = 0; tries < VISIT_TRIES; tries++) {
+        if (visit_read(w, entries, visits, n) != 0) {
             goto done;
         }
 
-        if (visits[i]->type == REDIS_REPLY_ERROR
-            && strncmp(visits[i]->str, "NOSCRIPT", 8) == 0)
-        {
-            /* Redis lost its scripts: a new connection loads them */
-            worker_redis_error(w, visits[i]->str);
-            rc = -1;
-            continue;
+        if (visit_apply(w, entries, visits, n, cal) != 0) {
+            goto done;
         }
 
-        if (visits[i]->type != REDIS_REPLY_ARRAY
-            || visits[i]->elements < VISIT_HEAD)
-        {
-            worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": %s",
-                       entries->element[2 * i]->str,
-                       visits[i]->type == REDIS_REPLY_ERROR
-                       ? visits[i]->str : "unexpected reply");
-            freeReplyObject(visits[i]);
-            visits[i] = NULL;
+        left = 0;
+        for (i = 0; i < n; i++) {
+            left += visits[i].state == VISIT_READ;
+        }
+
+        if (left == 0) {
+            break;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (visits[i].state == VISIT_READ) {
+            worker_log(WORKER_LOG_WARN, "the account of customer \"%s\" "
+                       "changed each of the %d times it was read; it is "
+                       "visited again next pass",
+                       entries->element[2 * i]->str, VISIT_TRIES);
+            visits[i].state = VISIT_FAILED;
         }
     }
 
     /* the program's totals, once for the batch */
-    if (rc == 0 && count_visits(w, visits, n) != 0) {
-        rc = -1;
+    if (count_visits(w, visits, n) != 0) {
         goto done;
     }
 
     /* 2. the outboxes into the stream */
-    if (rc != 0 || send_events(w, visits, n) != 0) {
-        rc = -1;
+    if (send_events(w, visits, n) != 0) {
         goto done;
     }
 
@@ -562,52 +527,55 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
     move[3] = due;
     movelen[3] = strlen(due);
     moves = 0;
+    sent = 0;
 
     for (i = 0; i < n; i++) {
-        if (visits[i] == NULL) {
+        one = &visits[i];
+
+        if (one->state != VISIT_DONE && one->state != VISIT_GONE) {
             continue;
         }
 
         customer = entries->element[2 * i];
-        head = visits[i]->element;
 
-        if (visits[i]->elements > VISIT_HEAD) {
+        if (one->applied->elements - 1 + one->v.nevents > 0) {
             loyalty_key(outbox, "customer", customer->str, customer->len,
                         ":out");
             snprintf(trim, sizeof(trim), "%zu",
-                     visits[i]->elements - VISIT_HEAD);
+                     one->applied->elements - 1 + one->v.nevents);
             worker_append(w->redis, 4, (const char *[]) {
                               "LTRIM", outbox, trim, "-1" }, NULL);
-            tally->events += (int) (visits[i]->elements - VISIT_HEAD);
+            tally->events += (int) (one->applied->elements - 1
+                                    + one->v.nevents);
+            sent++;
         }
 
-        next = nexts[i];
-        next[0] = '\0';
+        nexts[i][0] = '\0';
 
-        if (strcmp(head[0]->str, "gone") != 0) {
-            soonest = head[0]->len ? strtoll(head[0]->str, NULL, 10) : 0;
+        if (one->state == VISIT_DONE) {
+            soonest = one->v.next;
 
             if (soonest == 0 || cal->next_month < soonest) {
                 soonest = cal->next_month;
             }
 
-            if (head[1]->len) {
-                t = next_birthday(cal, head[1]->str);
+            if (one->v.birthday.len) {
+                t = next_birthday(cal, one->v.birthday.data);
 
                 if (t != 0 && t < soonest) {
                     soonest = t;
                 }
             }
 
-            snprintf(next, sizeof(*nexts), "%lld", soonest);
+            snprintf(nexts[i], sizeof(*nexts), "%lld", soonest);
         }
 
         move[4 + 3 * moves] = customer->str;
         movelen[4 + 3 * moves] = customer->len;
         move[5 + 3 * moves] = entries->element[2 * i + 1]->str;
         movelen[5 + 3 * moves] = entries->element[2 * i + 1]->len;
-        move[6 + 3 * moves] = next;
-        movelen[6 + 3 * moves] = strlen(next);
+        move[6 + 3 * moves] = nexts[i];
+        movelen[6 + 3 * moves] = strlen(nexts[i]);
         moves++;
 
         tally->visited++;
@@ -618,51 +586,34 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
                                movelen);
     }
 
-    for (i = 0; i < n; i++) {
-        if (visits[i] == NULL) {
-            continue;
-        }
-
-        if (visits[i]->elements > VISIT_HEAD) {
-            if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
-                || worker_reply_ok(w, w->redis, reply) != 0)
-            {
-                rc = -1;
-                goto done;
-            }
-        }
-    }
-
-    if (moves > 0
-        && (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
-            || worker_reply_ok(w, w->redis, reply) != 0))
-    {
-        rc = -1;
-        goto done;
-    }
-
-    /* 4. referrals, rare: one customer at a time */
-    for (i = 0; i < n; i++) {
-        if (visits[i] == NULL || visits[i]->element[2]->len == 0) {
-            continue;
-        }
-
-        if (settle_referral(w, entries->element[2 * i],
-                            visits[i]->element[2], visits[i]->element[3],
-                            cal)
-            != 0)
+    for (i = 0; i < sent + (moves > 0); i++) {
+        if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
+            || worker_reply_ok(w, w->redis, reply) != 0)
         {
-            rc = -1;
             goto done;
         }
     }
 
+    /* 4. referrals, rare: one customer at a time */
+    for (i = 0; i < n; i++) {
+        if (visits[i].state != VISIT_DONE || visits[i].referral == NULL) {
+            continue;
+        }
+
+        if (settle_referral(w, entries->element[2 * i], visits[i].referral,
+                            visits[i].referral_order, cal)
+            != 0)
+        {
+            goto done;
+        }
+    }
+
+    rc = 0;
+
 done:
 
-    for (i = 0; i < n; i++) {
-        if (visits[i] != NULL) {
-            freeReplyObject(visits[i]);
-        }
+    for (i = 0; visits != NULL && i < n; i++) {
+        visit_reset(&visits[i]);
     }
 
     free(visits);
@@ -674,17 +625,385 @@ done:
 }
 
 
-/* Every event of the visits, XADDed in one pipeline. */
+/* The accounts still to read and their ledgers' newest entries. */
 
 static int
-send_events(worker_t *w, redisReply **visits, size_t n)
+visit_read(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
+    size_t n)
 {
-    int          argc;
-    char         max[24], *p, *nl;
-    size_t       i, j, sent;
-    redisReply  *e, *reply;
-    const char  *argv[6 + EVENT_FIELDS];
-    size_t       argvlen[6 + EVENT_FIELDS];
+    char         account[LOYALTY_KEY_MAX], log[LOYALTY_KEY_MAX];
+    size_t       i;
+    redisReply  *customer;
+
+    for (i = 0; i < n; i++) {
+        if (visits[i].state != VISIT_READ) {
+            continue;
+        }
+
+        customer = entries->element[2 * i];
+        loyalty_key(account, "customer", customer->str, customer->len, "");
+        loyalty_key(log, "customer", customer->str, customer->len, ":log");
+
+        worker_append(w->redis, 2, (const char *[]) { "HGETALL", account },
+                      NULL);
+        worker_append(w->redis, 3, (const char *[]) { "LINDEX", log, "0" },
+                      NULL);
+    }
+
+    for (i = 0; i < n; i++) {
+        if (visits[i].state != VISIT_READ) {
+            continue;
+        }
+
+        if (redisGetReply(w->redis, (void **) &visits[i].account) != REDIS_OK
+            || redisGetReply(w->redis, (void **) &visits[i].head)
+               != REDIS_OK)
+        {
+            worker_redis_error(w, w->redis->errstr);
+            return -1;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        if (visits[i].state == VISIT_READ
+            && (visits[i].account->type != REDIS_REPLY_ARRAY
+                || (visits[i].head->type != REDIS_REPLY_STRING
+                    && visits[i].head->type != REDIS_REPLY_NIL)))
+        {
+            worker_log(WORKER_LOG_ERROR, "reading customer \"%s\": %s",
+                       entries->element[2 * i]->str,
+                       visits[i].account->type == REDIS_REPLY_ERROR
+                       ? visits[i].account->str
+                       : visits[i].head->type == REDIS_REPLY_ERROR
+                       ? visits[i].head->str : "unexpected reply");
+            visits[i].state = VISIT_FAILED;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * What is due in one account, in memory of its own: 0, or -1 when memory
+ * ran out.  An account that cannot be read is logged and left due.
+ */
+
+static int
+visit_decide(worker_t *w, redisReply *customer, worker_visit_one_t *one,
+    const worker_calendar_t *cal)
+{
+    int                     rc;
+    size_t                  i, size, len;
+    const char             *why;
+    loyalty_str_t          *fields, head;
+    worker_account_conf_t   conf;
+    loyalty_program_t      *p = &w->program->p;
+
+    if (one->account->elements == 0) {
+        one->state = VISIT_APPLY;
+        return 0;
+    }
+
+    size = 16384 + one->head->len;
+    for (i = 0; i < one->account->elements; i++) {
+        size += 4 * one->account->element[i]->len + 64;
+    }
+
+    one->arena.buf = malloc(size);
+    one->arena.size = size;
+    one->arena.used = 0;
+
+    if (one->arena.buf == NULL) {
+        worker_log(WORKER_LOG_ERROR, "out of memory");
+        return -1;
+    }
+
+    fields = worker_arena_alloc(&one->arena, one->account->elements
+                                             * sizeof(loyalty_str_t));
+
+    for (i = 0; i < one->account->elements; i++) {
+        fields[i].data = one->account->element[i]->str;
+        fields[i].len = one->account->element[i]->len;
+    }
+
+    head.data = one->head->type == REDIS_REPLY_STRING ? one->head->str : "";
+    head.len = one->head->type == REDIS_REPLY_STRING ? one->head->len : 0;
+
+    conf.now = cal->now;
+    conf.customer.data = customer->str;
+    conf.customer.len = customer->len;
+    conf.expire = p->points_expire;
+    conf.notice = p->expire_notice;
+    conf.tiers = p->tiers;
+    conf.ntiers = p->ntiers;
+    conf.window = p->tier_window;
+    conf.downgrade_one = p->tier_downgrade;
+    conf.month = cal->month;
+    conf.today = cal->today;
+    conf.year = cal->year;
+    conf.birthday_points = p->birthday_points;
+    conf.alloc = worker_arena_alloc;
+    conf.ctx = &one->arena;
+
+    rc = worker_account_visit(&conf, fields, one->account->elements, &head,
+                              &one->v, &why);
+
+    if (rc == -1) {
+        worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": %s",
+                   customer->str, why);
+        one->state = VISIT_FAILED;
+        return 0;
+    }
+
+    if (rc != 0) {
+        worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": out of "
+                   "memory", customer->str);
+        return -1;
+    }
+
+    /* the referral's code and order as C strings, for what settles it */
+    if (one->v.referral.len) {
+        len = one->v.referral.len + one->v.referral_order.len + 2;
+        one->referral = worker_arena_alloc(&one->arena, len);
+
+        if (one->referral == NULL) {
+            worker_log(WORKER_LOG_ERROR, "out of memory");
+            return -1;
+        }
+
+        memcpy(one->referral, one->v.referral.data, one->v.referral.len);
+        one->referral[one->v.referral.len] = '\0';
+        one->referral_order = one->referral + one->v.referral.len + 1;
+        memcpy(one->referral_order, one->v.referral_order.data,
+               one->v.referral_order.len);
+        one->referral_order[one->v.referral_order.len] = '\0';
+    }
+
+    one->state = VISIT_APPLY;
+
+    return 0;
+}
+
+
+/*
+ * Every visit read decided, and account_apply.lua for each, pipelined:
+ * the calls go to Redis while the next visits are decided.  A visit whose
+ * account changed since it was read goes back to be read again.
+ */
+
+static int
+visit_apply(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
+    size_t n, const worker_calendar_t *cal)
+{
+    int                      rc, done;
+    char                     keys[3][LOYALTY_KEY_MAX], counts[3][24], *read;
+    size_t                   i, j, k, argc, size, *argvlen;
+    redisReply              *customer, *r;
+    worker_visit_one_t      *one;
+    worker_account_visit_t  *v;
+    const char             **argv;
+
+    rc = 0;
+
+    for (i = 0; i < n; i++) {
+        one = &visits[i];
+
+        if (one->state == VISIT_READ
+            && visit_decide(w, entries->element[2 * i], one, cal) != 0)
+        {
+            return -1;
+        }
+
+        if (one->state != VISIT_APPLY) {
+            continue;
+        }
+
+        v = &one->v;
+        customer = entries->element[2 * i];
+        loyalty_key(keys[0], "customer", customer->str, customer->len, "");
+        loyalty_key(keys[1], "customer", customer->str, customer->len,
+                    ":out");
+        loyalty_key(keys[2], "customer", customer->str, customer->len,
+                    ":log");
+
+        argc = 11 + 2 * v->nset + v->ndel + v->nentries + v->nevents;
+
+        /* the account as read, joined as the script joins it */
+        size = 1;
+        for (j = 0; j < one->account->elements; j++) {
+            size += one->account->element[j]->len + 1;
+        }
+
+        argv = malloc(argc * (sizeof(const char *) + sizeof(size_t)) + size);
+        if (argv == NULL) {
+            worker_log(WORKER_LOG_ERROR, "out of memory");
+            return -1;
+        }
+
+        argvlen = (size_t *) (argv + argc);
+        read = (char *) (argvlen + argc);
+        size = 0;
+
+        for (j = 0; j < one->account->elements; j++) {
+            if (j) {
+                read[size++] = '\n';
+            }
+
+            r = one->account->element[j];
+            memcpy(read + size, r->str, r->len);
+            size += r->len;
+        }
+
+        snprintf(counts[0], sizeof(counts[0]), "%zu", v->nset);
+        snprintf(counts[1], sizeof(counts[1]), "%zu", v->ndel);
+        snprintf(counts[2], sizeof(counts[2]), "%zu", v->nentries);
+
+        argv[0] = "EVALSHA";
+        argv[1] = loyalty_scripts[LOYALTY_SCRIPT_account_apply].sha1;
+        argv[2] = "3";
+        argv[3] = keys[0];
+        argv[4] = keys[1];
+        argv[5] = keys[2];
+
+        for (j = 0; j < 6; j++) {
+            argvlen[j] = strlen(argv[j]);
+        }
+
+        argv[6] = read;
+        argvlen[6] = size;
+        argv[7] = one->head->type == REDIS_REPLY_STRING ? one->head->str : "";
+        argvlen[7] = one->head->type == REDIS_REPLY_STRING ? one->head->len
+                                                           : 0;
+
+        for (j = 0; j < 3; j++) {
+            argv[8 + j] = counts[j];
+            argvlen[8 + j] = strlen(counts[j]);
+        }
+
+        k = 11;
+
+#define visit_arg(s)                                                         \
+        argv[k] = (s).data;                                                  \
+        argvlen[k] = (s).len;                                                \
+        k++
+
+        for (j = 0; j < 2 * v->nset; j++) {
+            visit_arg(v->set[j]);
+        }
+
+        for (j = 0; j < v->ndel; j++) {
+            visit_arg(v->del[j]);
+        }
+
+        for (j = 0; j < v->nentries; j++) {
+            visit_arg(v->entries[j]);
+        }
+
+        for (j = 0; j < v->nevents; j++) {
+            visit_arg(v->events[j]);
+        }
+
+#undef visit_arg
+
+        redisAppendCommandArgv(w->redis, (int) argc, argv, argvlen);
+        free(argv);
+
+        if (i % VISIT_SEND == VISIT_SEND - 1
+            && redisBufferWrite(w->redis, &done) != REDIS_OK)
+        {
+            worker_redis_error(w, w->redis->errstr);
+            return -1;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        one = &visits[i];
+
+        if (one->state != VISIT_APPLY) {
+            continue;
+        }
+
+        if (redisGetReply(w->redis, (void **) &one->applied) != REDIS_OK) {
+            worker_redis_error(w, w->redis->errstr);
+            return -1;
+        }
+
+        r = one->applied;
+
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
+        {
+            /* Redis lost its scripts: a new connection loads them */
+            worker_redis_error(w, r->str);
+            rc = -1;
+            one->state = VISIT_FAILED;
+            continue;
+        }
+
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1
+            && r->element[0]->type == REDIS_REPLY_STRING)
+        {
+            if (strcmp(r->element[0]->str, "applied") == 0) {
+                one->state = one->account->elements ? VISIT_DONE : VISIT_GONE;
+                continue;
+            }
+
+            if (strcmp(r->element[0]->str, "stale") == 0) {
+                visit_reset(one);
+                continue;
+            }
+        }
+
+        worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": %s",
+                   entries->element[2 * i]->str,
+                   r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+        one->state = VISIT_FAILED;
+    }
+
+    return rc;
+}
+
+
+/* A visit back to be read again: what it read and decided let go. */
+
+static void
+visit_reset(worker_visit_one_t *one)
+{
+    if (one->account) {
+        freeReplyObject(one->account);
+    }
+
+    if (one->head) {
+        freeReplyObject(one->head);
+    }
+
+    if (one->applied) {
+        freeReplyObject(one->applied);
+    }
+
+    free(one->arena.buf);
+    memset(one, 0, sizeof(*one));
+}
+
+
+/*
+ * Every event of the visits, XADDed in one pipeline: those an earlier
+ * visit left in the outbox first, then this visit's.
+ */
+
+static int
+send_events(worker_t *w, worker_visit_one_t *visits, size_t n)
+{
+    int                  argc;
+    char                 max[24];
+    const char          *p, *nl, *end;
+    size_t               i, j, sent, nold;
+    redisReply          *reply;
+    loyalty_str_t        e;
+    worker_visit_one_t  *one;
+    const char          *argv[6 + EVENT_FIELDS];
+    size_t               argvlen[6 + EVENT_FIELDS];
 
     (void) worker_event_head(w, argv, max, sizeof(max));
 
@@ -695,26 +1014,37 @@ send_events(worker_t *w, redisReply **visits, size_t n)
     sent = 0;
 
     for (i = 0; i < n; i++) {
-        if (visits[i] == NULL) {
+        one = &visits[i];
+
+        if (one->state != VISIT_DONE && one->state != VISIT_GONE) {
             continue;
         }
 
-        for (j = VISIT_HEAD; j < visits[i]->elements; j++) {
-            e = visits[i]->element[j];
+        nold = one->applied->elements - 1;
+
+        for (j = 0; j < nold + one->v.nevents; j++) {
+            if (j < nold) {
+                e.data = one->applied->element[1 + j]->str;
+                e.len = one->applied->element[1 + j]->len;
+
+            } else {
+                e = one->v.events[j - nold];
+            }
+
+            /* "field\nvalue\n...": fields and values in place */
+            end = e.data + e.len;
             argc = 6;
 
-            /* "field\nvalue\n...": split in place, the reply is ours */
-            for (p = e->str; p != NULL && argc < 6 + EVENT_FIELDS; argc++) {
-                nl = memchr(p, '\n', e->len - (p - e->str));
+            for (p = e.data; p != NULL && argc < 6 + EVENT_FIELDS; argc++) {
+                nl = memchr(p, '\n', (size_t) (end - p));
                 argv[argc] = p;
-                argvlen[argc] = nl ? (size_t) (nl - p)
-                                   : e->len - (p - e->str);
+                argvlen[argc] = nl ? (size_t) (nl - p) : (size_t) (end - p);
                 p = nl ? nl + 1 : NULL;
             }
 
             if (argc % 2 != 0) {
                 worker_log(WORKER_LOG_ERROR, "an event in an outbox is "
-                           "malformed: %.*s", (int) e->len, e->str);
+                           "malformed: %.*s", (int) e.len, e.data);
                 return -1;
             }
 
@@ -744,8 +1074,8 @@ send_events(worker_t *w, redisReply **visits, size_t n)
  */
 
 static int
-settle_referral(worker_t *w, redisReply *customer, redisReply *code,
-    redisReply *order, const worker_calendar_t *cal)
+settle_referral(worker_t *w, redisReply *customer, const char *code,
+    const char *order, const worker_calendar_t *cal)
 {
     int                 rc;
     char                key[LOYALTY_KEY_MAX], id[LOYALTY_KEY_MAX];
@@ -753,7 +1083,7 @@ settle_referral(worker_t *w, redisReply *customer, redisReply *code,
     redisReply         *reply, *decision, *referrer;
     loyalty_program_t  *p = &w->program->p;
 
-    loyalty_key(key, "referral", code->str, code->len, "");
+    loyalty_key(key, "referral", code, strlen(code), "");
 
     snprintf(limit, sizeof(limit), "%lld", (long long) p->referral_limit);
     snprintf(period, sizeof(period), "%lld",
@@ -785,17 +1115,17 @@ settle_referral(worker_t *w, redisReply *customer, redisReply *code,
         rc = give_bonus(w, referrer->str, referrer->len, id,
                         p->referrer_points, "", "referral_reward",
                         "referrer", customer->str, customer->len,
-                        order->str, cal)
+                        order, cal)
              || give_bonus(w, customer->str, customer->len, id,
                            p->referred_points, "rewarded",
                            "referral_reward", "referred", referrer->str,
-                           referrer->len, order->str, cal);
+                           referrer->len, order, cal);
 
     } else {
         worker_log(strcmp(decision->str, "self") == 0 ? WORKER_LOG_WARN
                                                        : WORKER_LOG_INFO,
                    "referral code \"%s\" of customer \"%s\" refused: %s",
-                   code->str, customer->str,
+                   code, customer->str,
                    strcmp(decision->str, "self") == 0
                    ? "the referrer's own code"
                    : strcmp(decision->str, "limit") == 0
@@ -803,7 +1133,7 @@ settle_referral(worker_t *w, redisReply *customer, redisReply *code,
                    : "no customer has this code");
 
         rc = give_bonus(w, customer->str, customer->len, id, 0,
-                        decision->str, "", "", "", 0, order->str, cal);
+                        decision->str, "", "", "", 0, order, cal);
     }
 
     freeReplyObject(reply);
@@ -814,13 +1144,13 @@ settle_referral(worker_t *w, redisReply *customer, redisReply *code,
 
 /* account_bonus.lua, then a visit soon to send the event it queued. */
 
-/* "issued,credited,expired" of each visit, summed */
+/* what the visits changed of the program's totals, summed */
 
 static int
-count_visits(worker_t *w, redisReply **visits, size_t n)
+count_visits(worker_t *w, worker_visit_one_t *visits, size_t n)
 {
     size_t              i;
-    long long           issued, credited, expired, changes[4];
+    long long           changes[4];
     const char         *fields[4];
     static const char  *names[] = {
         "issued", "available", "pending", "expired"
@@ -829,16 +1159,11 @@ count_visits(worker_t *w, redisReply **visits, size_t n)
     changes[0] = changes[2] = changes[3] = 0;
 
     for (i = 0; i < n; i++) {
-        if (visits[i] == NULL
-            || sscanf(visits[i]->element[4]->str, "%lld,%lld,%lld",
-                      &issued, &credited, &expired) != 3)
-        {
-            continue;
+        if (visits[i].state == VISIT_DONE) {
+            changes[0] += visits[i].v.issued;
+            changes[2] -= visits[i].v.credited;
+            changes[3] += visits[i].v.expired;
         }
-
-        changes[0] += issued;
-        changes[2] -= credited;
-        changes[3] += expired;
     }
 
     /* available: what was issued less what expired */

@@ -35,7 +35,7 @@
 --   coupon|returned
 -- with state P (pending), C (credited) or V (voided), and returned the
 -- amount returned so far (minor units).  loyalty-worker credits it when
--- due (account_visit.lua).
+-- due (worker_account.c, account_apply.lua).
 --
 -- Returns {'recorded', points, pending, redeemed, bonus, orders} (orders:
 -- the customer's confirmed orders, this one included), {'replayed',
