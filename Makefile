@@ -116,6 +116,8 @@ $(BUILD)/unit/%: t/unit/%.c t/unit/unit_helpers.h $(CORE_SRCS) $(CORE_HDRS) \
 $(BUILD)/unit/test_spool_record: UNIT_EXTRA := worker/worker_spool_record.c
 $(BUILD)/unit/test_spool_record: worker/worker_spool_record.c \
                                  worker/worker_spool_record.h
+$(BUILD)/unit/test_account: UNIT_EXTRA := worker/worker_account.c
+$(BUILD)/unit/test_account: worker/worker_account.c worker/worker_account.h
 
 unit: $(UNIT_BINS)
 	@for t in $(UNIT_BINS); do $$t || exit 1; done

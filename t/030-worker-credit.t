@@ -149,6 +149,62 @@ subtest 'a customer with orders due at different times: each credited '
     ledger_ok($r);
 };
 
+subtest 'a visit writes nothing when the account changed since it was '
+      . 'read' => sub {
+    my $key = 'loyalty:{customer:st-1}';
+    my @keys = ($key, "$key:out", "$key:log");
+    my $src = do {
+        open my $fh, '<', 'ngx_loyalty_module/lua/account_apply.lua' or die;
+        local $/;
+        <$fh>;
+    };
+
+    $r->cmd('HSET', $key, a => 0, p => 10, 'o:o-1' => 'P|10|1|100');
+    $r->cmd('LPUSH', "$key:log", "1\n1\norder\n0\n10\no-1");
+    my $read = join "\n", @{ $r->cmd('HGETALL', $key) };
+    my $head = $r->cmd('LINDEX', "$key:log", 0);
+
+    # the visit: a credit, its ledger entry and its event
+    my @visit = (3, 0, 1, a => 10, p => 0, 'o:o-1' => 'C|10|1|100',
+                 "2\n5\ncredit\n10\n-10\no-1",
+                 "type\npoints_credited\nid\npoints_credited:o-1");
+
+    # nginx records an order between the worker's read and its write
+    $r->cmd('HSET', $key, 'o:o-2' => 'P|20|9|200', p => 30);
+
+    is_deeply($r->cmd('EVAL', $src, 3, @keys, $read, $head, @visit),
+              ['stale'], 'the account changed: stale');
+    is_deeply(account('st-1'), { a => 0, p => 30, 'o:o-1' => 'P|10|1|100',
+                                 'o:o-2' => 'P|20|9|200' },
+              'and the account is as nginx left it');
+    is($r->cmd('LLEN', "$key:log"), 1, 'no ledger entry');
+    is($r->cmd('LLEN', "$key:out"), 0, 'no event');
+
+    # read again: written
+    $read = join "\n", @{ $r->cmd('HGETALL', $key) };
+    $visit[6] = 20;                     # p: o-2's points stay pending
+    is_deeply($r->cmd('EVAL', $src, 3, @keys, $read, $head, @visit),
+              ['applied'], 'read again: applied');
+    is_deeply([ @{ account('st-1') }{qw(a p o:o-1)} ], [10, 20, 'C|10|1|100'],
+              'the order credited');
+    is($r->cmd('LLEN', "$key:log"), 2, 'its ledger entry');
+    is($r->cmd('LLEN', "$key:out"), 1, 'its event in the outbox');
+
+    # the ledger moved on since it was read: stale too
+    $read = join "\n", @{ $r->cmd('HGETALL', $key) };
+    is_deeply($r->cmd('EVAL', $src, 3, @keys, $read, $head, 0, 0, 0),
+              ['stale'], 'a new ledger entry: stale');
+
+    # events a stopped worker left in the outbox are given back
+    $head = $r->cmd('LINDEX', "$key:log", 0);
+    is_deeply($r->cmd('EVAL', $src, 3, @keys, $read, $head, 0, 0, 0, 'e2'),
+              ['applied', "type\npoints_credited\nid\npoints_credited:o-1"],
+              'the outbox before this visit is returned');
+    is($r->cmd('LLEN', "$key:out"), 2, 'and this visit\'s event added');
+
+    $r->cmd('DEL', @keys);
+};
+
 subtest 'records written by older versions are credited too' => sub {
     my $due = int(time) - $DAY;
     my $key = 'loyalty:{customer:old-1}';
