@@ -101,8 +101,10 @@ static int visit_shard(worker_t *w, unsigned shard,
 static int shard_lease(worker_t *w, const char *lease, long ms);
 static int visit_batch(worker_t *w, const char *due, redisReply *entries,
     const worker_calendar_t *cal, worker_tally_t *tally);
-static int visit_read(worker_t *w, redisReply *entries,
+static void visit_read(worker_t *w, redisReply *entries,
     worker_visit_one_t *visits, size_t n);
+static int visit_got(worker_t *w, redisReply *customer,
+    worker_visit_one_t *one);
 static int visit_decide(worker_t *w, redisReply *customer,
     worker_visit_one_t *one, const worker_calendar_t *cal);
 static int visit_apply(worker_t *w, redisReply *entries,
@@ -478,9 +480,7 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
     /* 1. read, decide, write; those whose account changed meanwhile are
      * read again */
     for (tries = 0; tries < VISIT_TRIES; tries++) {
-        if (visit_read(w, entries, visits, n) != 0) {
-            goto done;
-        }
+        visit_read(w, entries, visits, n);
 
         if (visit_apply(w, entries, visits, n, cal) != 0) {
             goto done;
@@ -625,9 +625,9 @@ done:
 }
 
 
-/* The accounts still to read and their ledgers' newest entries. */
+/* The accounts still to read and their ledgers' newest entries, asked. */
 
-static int
+static void
 visit_read(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
     size_t n)
 {
@@ -649,35 +649,32 @@ visit_read(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
         worker_append(w->redis, 3, (const char *[]) { "LINDEX", log, "0" },
                       NULL);
     }
+}
 
-    for (i = 0; i < n; i++) {
-        if (visits[i].state != VISIT_READ) {
-            continue;
-        }
 
-        if (redisGetReply(w->redis, (void **) &visits[i].account) != REDIS_OK
-            || redisGetReply(w->redis, (void **) &visits[i].head)
-               != REDIS_OK)
-        {
-            worker_redis_error(w, w->redis->errstr);
-            return -1;
-        }
+/* One account and its ledger's newest entry, as read: 0, or -1. */
+
+static int
+visit_got(worker_t *w, redisReply *customer, worker_visit_one_t *one)
+{
+    if (redisGetReply(w->redis, (void **) &one->account) != REDIS_OK
+        || redisGetReply(w->redis, (void **) &one->head) != REDIS_OK)
+    {
+        worker_redis_error(w, w->redis->errstr);
+        return -1;
     }
 
-    for (i = 0; i < n; i++) {
-        if (visits[i].state == VISIT_READ
-            && (visits[i].account->type != REDIS_REPLY_ARRAY
-                || (visits[i].head->type != REDIS_REPLY_STRING
-                    && visits[i].head->type != REDIS_REPLY_NIL)))
-        {
-            worker_log(WORKER_LOG_ERROR, "reading customer \"%s\": %s",
-                       entries->element[2 * i]->str,
-                       visits[i].account->type == REDIS_REPLY_ERROR
-                       ? visits[i].account->str
-                       : visits[i].head->type == REDIS_REPLY_ERROR
-                       ? visits[i].head->str : "unexpected reply");
-            visits[i].state = VISIT_FAILED;
-        }
+    if (one->account->type != REDIS_REPLY_ARRAY
+        || (one->head->type != REDIS_REPLY_STRING
+            && one->head->type != REDIS_REPLY_NIL))
+    {
+        worker_log(WORKER_LOG_ERROR, "reading customer \"%s\": %s",
+                   customer->str,
+                   one->account->type == REDIS_REPLY_ERROR
+                   ? one->account->str
+                   : one->head->type == REDIS_REPLY_ERROR
+                   ? one->head->str : "unexpected reply");
+        one->state = VISIT_FAILED;
     }
 
     return 0;
@@ -787,8 +784,9 @@ visit_decide(worker_t *w, redisReply *customer, worker_visit_one_t *one,
 
 
 /*
- * Every visit read decided, and account_apply.lua for each, pipelined:
- * the calls go to Redis while the next visits are decided.  A visit whose
+ * Every account read decided as its reply comes, and account_apply.lua
+ * for each, pipelined: the calls go to Redis while the next visits are
+ * decided.  A visit whose
  * account changed since it was read goes back to be read again.
  */
 
@@ -810,7 +808,10 @@ visit_apply(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
         one = &visits[i];
 
         if (one->state == VISIT_READ
-            && visit_decide(w, entries->element[2 * i], one, cal) != 0)
+            && (visit_got(w, entries->element[2 * i], one) != 0
+                || (one->state == VISIT_READ
+                    && visit_decide(w, entries->element[2 * i], one, cal)
+                       != 0)))
         {
             return -1;
         }
