@@ -104,6 +104,8 @@ static int account_statement(account_visit_t *av);
 static int account_write(account_visit_t *av);
 
 static void account_split(const loyalty_str_t *record, loyalty_str_t *f);
+static int account_cut(loyalty_str_t *s, char sep, loyalty_str_t *part);
+static size_t account_count(const loyalty_str_t *s, char c);
 static int account_number(const loyalty_str_t *s, long long *n);
 static void account_sooner(account_visit_t *av, long long t);
 static void account_lot_add(account_visit_t *av, long long points);
@@ -274,44 +276,25 @@ account_read(account_visit_t *av, size_t n)
 static int
 account_lots(account_visit_t *av)
 {
-    char                         *colon;
-    size_t                        i, to, cap;
-    loyalty_str_t                 expiry, points;
+    loyalty_str_t                 rest, lot, expiry;
     const worker_account_conf_t  *conf = av->conf;
 
     /* a visit adds at most one lot, then merges into it */
-    cap = 2;
-    for (i = 0; i < av->L.len; i++) {
-        cap += av->L.data[i] == ',';
-    }
-
-    av->lots = conf->alloc(conf->ctx, cap * sizeof(account_lot_t));
+    av->lots = conf->alloc(conf->ctx, (account_count(&av->L, ',') + 2)
+                                      * sizeof(account_lot_t));
     if (av->lots == NULL) {
         return -2;
     }
 
-    for (i = 0; i < av->L.len; i = to + 1) {
-        for (to = i; to < av->L.len && av->L.data[to] != ','; to++) {
-            /* void */
-        }
+    for (rest = av->L; rest.len; av->nlots++) {
+        (void) account_cut(&rest, ',', &lot);
 
-        colon = memchr(av->L.data + i, ':', to - i);
-        if (colon == NULL) {
-            return -1;
-        }
-
-        expiry.data = av->L.data + i;
-        expiry.len = (size_t) (colon - expiry.data);
-        points.data = colon + 1;
-        points.len = (size_t) (av->L.data + to - points.data);
-
-        if (account_number(&expiry, &av->lots[av->nlots].expiry) != 0
-            || account_number(&points, &av->lots[av->nlots].points) != 0)
+        if (account_cut(&lot, ':', &expiry) != 0
+            || account_number(&expiry, &av->lots[av->nlots].expiry) != 0
+            || account_number(&lot, &av->lots[av->nlots].points) != 0)
         {
             return -1;
         }
-
-        av->nlots++;
     }
 
     return 0;
@@ -323,50 +306,30 @@ account_lots(account_visit_t *av)
 static int
 account_spend(account_visit_t *av)
 {
-    char                         *colon, *colon2;
-    size_t                        i, to, cap;
-    loyalty_str_t                 at, amount;
+    loyalty_str_t                 rest, item, at, amount;
     account_spend_t              *s;
     const worker_account_conf_t  *conf = av->conf;
 
-    cap = av->norders + 1;
-    for (i = 0; i < av->S.len; i++) {
-        cap += av->S.data[i] == ',';
-    }
-
-    av->spend = conf->alloc(conf->ctx, cap * sizeof(account_spend_t));
+    av->spend = conf->alloc(conf->ctx,
+                            (account_count(&av->S, ',') + av->norders + 1)
+                            * sizeof(account_spend_t));
     if (av->spend == NULL) {
         return -2;
     }
 
-    for (i = 0; i < av->S.len; i = to + 1) {
-        for (to = i; to < av->S.len && av->S.data[to] != ','; to++) {
-            /* void */
-        }
-
-        colon = memchr(av->S.data + i, ':', to - i);
-        colon2 = colon ? memchr(colon + 1, ':', av->S.data + to - colon - 1)
-                       : NULL;
-
-        if (colon2 == NULL) {
-            return -1;
-        }
-
+    for (rest = av->S; rest.len; av->nspend++) {
+        (void) account_cut(&rest, ',', &item);
         s = &av->spend[av->nspend];
-        at.data = av->S.data + i;
-        at.len = (size_t) (colon - at.data);
-        amount.data = colon + 1;
-        amount.len = (size_t) (colon2 - amount.data);
-        s->order.data = colon2 + 1;
-        s->order.len = (size_t) (av->S.data + to - s->order.data);
 
-        if (account_number(&at, &s->at) != 0
+        if (account_cut(&item, ':', &at) != 0
+            || account_cut(&item, ':', &amount) != 0
+            || account_number(&at, &s->at) != 0
             || account_number(&amount, &s->amount) != 0)
         {
             return -1;
         }
 
-        av->nspend++;
+        s->order = item;
     }
 
     return 0;
@@ -1023,6 +986,39 @@ account_split(const loyalty_str_t *record, loyalty_str_t *f)
         f[i].len = bar ? (size_t) (bar - p) : (size_t) (end - p);
         p = bar ? bar + 1 : NULL;
     }
+}
+
+
+/*
+ * The part of s before sep, and s moved past it: 0, or -1 when s has no
+ * sep (the part is then all of s, and s is left empty).
+ */
+
+static int
+account_cut(loyalty_str_t *s, char sep, loyalty_str_t *part)
+{
+    const char  *p;
+
+    p = memchr(s->data, sep, s->len);
+    part->data = s->data;
+    part->len = p ? (size_t) (p - s->data) : s->len;
+    s->data += part->len + (p != NULL);
+    s->len -= part->len + (p != NULL);
+
+    return p ? 0 : -1;
+}
+
+
+static size_t
+account_count(const loyalty_str_t *s, char c)
+{
+    size_t  i, n;
+
+    for (i = 0, n = 0; i < s->len; i++) {
+        n += s->data[i] == c;
+    }
+
+    return n;
 }
 
 
