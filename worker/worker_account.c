@@ -127,6 +127,8 @@ static void account_put(account_text_t *t, const char *s, size_t len);
 static void account_put_str(account_text_t *t, const loyalty_str_t *s);
 static void account_put_int(account_text_t *t, long long n);
 static loyalty_str_t account_int(account_visit_t *av, long long n);
+static loyalty_str_t account_customer_id(account_visit_t *av,
+    const char *what, size_t len);
 
 
 #define account_cstr(s)  ((loyalty_str_t) { s, sizeof(s) - 1 })
@@ -555,15 +557,7 @@ account_birthday(account_visit_t *av)
         return -2;
     }
 
-    if (account_text(av, &t, av->conf->customer.len + 1 + year.len) != 0) {
-        return -2;
-    }
-
-    account_put_str(&t, &conf->customer);
-    account_put(&t, ":", 1);
-    account_put_str(&t, &year);
-    tail.data = t.data;
-    tail.len = t.len;
+    tail = account_customer_id(av, year.data, year.len);
 
     pairs[0] = account_cstr("points");
     pairs[1] = account_int(av, conf->birthday_points);
@@ -582,7 +576,6 @@ account_expiry(account_visit_t *av)
     size_t                        i, kept;
     long long                     expired, expiring, first, last, expiry;
     loyalty_str_t                 tail, value, pairs[6];
-    account_text_t                t;
     const worker_account_conf_t  *conf = av->conf;
 
     expired = expiring = first = last = 0;
@@ -626,16 +619,7 @@ account_expiry(account_visit_t *av)
             return -2;
         }
 
-        if (account_text(av, &t, conf->customer.len + 1 + av->now_len) != 0)
-        {
-            return -2;
-        }
-
-        account_put_str(&t, &conf->customer);
-        account_put(&t, ":", 1);
-        account_put(&t, av->now, av->now_len);
-        tail.data = t.data;
-        tail.len = t.len;
+        tail = account_customer_id(av, av->now, av->now_len);
 
         pairs[0] = account_cstr("points");
         pairs[1] = account_int(av, expired);
@@ -661,17 +645,7 @@ account_expiry(account_visit_t *av)
 
     value = account_int(av, last);
 
-    if (value.data == NULL
-        || account_text(av, &t, conf->customer.len + 1 + value.len) != 0)
-    {
-        return -2;
-    }
-
-    account_put_str(&t, &conf->customer);
-    account_put(&t, ":", 1);
-    account_put_str(&t, &value);
-    tail.data = t.data;
-    tail.len = t.len;
+    tail = account_customer_id(av, value.data, value.len);
 
     pairs[0] = account_cstr("points");
     pairs[1] = account_int(av, expiring);
@@ -692,7 +666,6 @@ account_tier(account_visit_t *av)
     size_t                        i, kept, current, target, to;
     long long                     total;
     loyalty_str_t                 tail, pairs[6];
-    account_text_t                t;
     const loyalty_tier_t         *tiers = av->conf->tiers;
     const worker_account_conf_t  *conf = av->conf;
 
@@ -750,16 +723,7 @@ account_tier(account_visit_t *av)
             return -2;
         }
 
-        if (account_text(av, &t, conf->customer.len + 1 + av->now_len) != 0)
-        {
-            return -2;
-        }
-
-        account_put_str(&t, &conf->customer);
-        account_put(&t, ":", 1);
-        account_put(&t, av->now, av->now_len);
-        tail.data = t.data;
-        tail.len = t.len;
+        tail = account_customer_id(av, av->now, av->now_len);
 
         pairs[0] = account_cstr("from");
         pairs[1] = tiers[current].name;
@@ -797,7 +761,6 @@ account_statement(account_visit_t *av)
     size_t                        i, mlen;
     long long                     soon, soon_at;
     loyalty_str_t                 month, tail, pairs[14];
-    account_text_t                t;
     const worker_account_conf_t  *conf = av->conf;
 
     mlen = strlen(conf->month);
@@ -829,17 +792,11 @@ account_statement(account_visit_t *av)
         }
     }
 
-    if (account_set(av, "sm", &month) != 0
-        || account_text(av, &t, conf->customer.len + 1 + mlen) != 0)
-    {
+    if (account_set(av, "sm", &month) != 0) {
         return -2;
     }
 
-    account_put_str(&t, &conf->customer);
-    account_put(&t, ":", 1);
-    account_put_str(&t, &month);
-    tail.data = t.data;
-    tail.len = t.len;
+    tail = account_customer_id(av, month.data, month.len);
 
     pairs[0] = account_cstr("month");
     pairs[1] = month;
@@ -1150,6 +1107,10 @@ account_event(account_visit_t *av, const char *type,
     account_text_t                t;
     const worker_account_conf_t  *conf = av->conf;
 
+    if (id_tail->data == NULL) {
+        return -2;
+    }
+
     tlen = strlen(type);
     statement = strcmp(type, "monthly_statement") == 0;
 
@@ -1278,6 +1239,34 @@ account_put_int(account_text_t *t, long long n)
 
     len = loyalty_str_int(buf, n);
     account_put(t, buf, len);
+}
+
+
+/* "<customer>:<what>", the tail of most events' ids; data NULL when
+ * memory ran out */
+
+static loyalty_str_t
+account_customer_id(account_visit_t *av, const char *what, size_t len)
+{
+    loyalty_str_t   s;
+    account_text_t  t;
+
+    s.data = NULL;
+    s.len = 0;
+
+    if (what == NULL
+        || account_text(av, &t, av->conf->customer.len + 1 + len) != 0)
+    {
+        return s;
+    }
+
+    account_put_str(&t, &av->conf->customer);
+    account_put(&t, ":", 1);
+    account_put(&t, what, len);
+    s.data = t.data;
+    s.len = t.len;
+
+    return s;
 }
 
 
