@@ -149,6 +149,28 @@ subtest 'a customer with orders due at different times: each credited '
     ledger_ok($r);
 };
 
+subtest 'an account of 3,000 short records is credited in one visit' => sub {
+    my $due = int(time) - $DAY;
+    my $key = 'loyalty:{customer:many-1}';
+
+    # records of four fields: more than the worker's first guess of the
+    # room a visit needs
+    $r->cmd('HSET', $key, p => 3000, n => 3000, e => $due - 30 * $DAY,
+            map { ("o:$_" => "P|1|$due|1") } 1 .. 3000);
+    $r->cmd('ZADD', 'loyalty:{due:' . shard('many-1') . '}', $due, 'many-1');
+
+    my $out = run(int(time));
+    unlike($out, qr/out of memory/, 'no shortage of memory logged');
+
+    my $acc = account('many-1');
+    is_deeply([ @$acc{qw(a p lt)} ], [ 3000, 0, 3000 ], 'all credited');
+    is(scalar(grep { /^o:/ && substr($acc->{$_}, 0, 1) eq 'C' } keys %$acc),
+       3000, 'each marked credited');
+    is($r->cmd('LLEN', "$key:log"), 1000, 'the ledger keeps its newest 1000');
+
+    $r->cmd('DEL', $key, "$key:log", "$key:out");
+};
+
 subtest 'a visit writes nothing when the account changed since it was '
       . 'read' => sub {
     my $key = 'loyalty:{customer:st-1}';

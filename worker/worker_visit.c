@@ -40,6 +40,7 @@
 
 #define VISIT_TRIES    5        /* reads of an account that keeps changing */
 #define VISIT_SEND     32       /* visits decided between two sends */
+#define VISIT_ARENA_MAX  (256 * 1024 * 1024)  /* for one account's visit */
 #define EVENT_FIELDS   64       /* fields and values of one event */
 
 
@@ -107,10 +108,14 @@ static int visit_got(worker_t *w, redisReply *customer,
     worker_visit_one_t *one);
 static int visit_decide(worker_t *w, redisReply *customer,
     worker_visit_one_t *one, const worker_calendar_t *cal);
+static int visit_decide_in(worker_visit_one_t *one,
+    const worker_account_conf_t *conf, const loyalty_str_t *head,
+    const char **why);
 static int visit_apply(worker_t *w, redisReply *entries,
     worker_visit_one_t *visits, size_t n, const worker_calendar_t *cal);
 static void visit_reset(worker_visit_one_t *one);
-static int send_events(worker_t *w, worker_visit_one_t *visits, size_t n);
+static int visit_events(worker_t *w, worker_visit_one_t *one,
+    const char **argv, size_t *argvlen);
 static int settle_referral(worker_t *w, redisReply *customer,
     const char *code, const char *order, const worker_calendar_t *cal);
 static int count_visits(worker_t *w, worker_visit_one_t *visits, size_t n);
@@ -511,12 +516,8 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
         goto done;
     }
 
-    /* 2. the outboxes into the stream */
-    if (send_events(w, visits, n) != 0) {
-        goto done;
-    }
-
-    /* 3. the outboxes emptied, the entries moved on: one due_next.lua for
+    /* 2. the outboxes emptied, now that their events are in the stream
+     * (visit_apply sent them), the entries moved on: one due_next.lua for
      * the batch, whose customers share the schedule's shard */
     move[0] = "EVALSHA";
     movelen[0] = 7;
@@ -594,7 +595,7 @@ visit_batch(worker_t *w, const char *due, redisReply *entries,
         }
     }
 
-    /* 4. referrals, rare: one customer at a time */
+    /* 3. referrals, rare: one customer at a time */
     for (i = 0; i < n; i++) {
         if (visits[i].state != VISIT_DONE || visits[i].referral == NULL) {
             continue;
@@ -691,37 +692,15 @@ visit_decide(worker_t *w, redisReply *customer, worker_visit_one_t *one,
     const worker_calendar_t *cal)
 {
     int                     rc;
-    size_t                  i, size, len;
+    size_t                  i, size;
     const char             *why;
-    loyalty_str_t          *fields, head;
+    loyalty_str_t           head;
     worker_account_conf_t   conf;
     loyalty_program_t      *p = &w->program->p;
 
     if (one->account->elements == 0) {
         one->state = VISIT_APPLY;
         return 0;
-    }
-
-    size = 16384 + one->head->len;
-    for (i = 0; i < one->account->elements; i++) {
-        size += 4 * one->account->element[i]->len + 64;
-    }
-
-    one->arena.buf = malloc(size);
-    one->arena.size = size;
-    one->arena.used = 0;
-
-    if (one->arena.buf == NULL) {
-        worker_log(WORKER_LOG_ERROR, "out of memory");
-        return -1;
-    }
-
-    fields = worker_arena_alloc(&one->arena, one->account->elements
-                                             * sizeof(loyalty_str_t));
-
-    for (i = 0; i < one->account->elements; i++) {
-        fields[i].data = one->account->element[i]->str;
-        fields[i].len = one->account->element[i]->len;
     }
 
     head.data = one->head->type == REDIS_REPLY_STRING ? one->head->str : "";
@@ -743,38 +722,46 @@ visit_decide(worker_t *w, redisReply *customer, worker_visit_one_t *one,
     conf.alloc = worker_arena_alloc;
     conf.ctx = &one->arena;
 
-    rc = worker_account_visit(&conf, fields, one->account->elements, &head,
-                              &one->v, &why);
+    /* room for what a visit writes, about twice what it read; an account
+     * of many short records needs more, and gets it */
+    size = 8192 + one->head->len;
+    for (i = 0; i < one->account->elements; i++) {
+        size += 4 * one->account->element[i]->len + 128;
+    }
+
+    rc = -2;
+
+    for ( ;; ) {
+        one->arena.buf = malloc(size);
+        one->arena.size = size;
+        one->arena.used = 0;
+
+        if (one->arena.buf == NULL) {
+            break;
+        }
+
+        rc = visit_decide_in(one, &conf, &head, &why);
+
+        if (rc != -2 || size > VISIT_ARENA_MAX) {
+            break;
+        }
+
+        free(one->arena.buf);
+        one->arena.buf = NULL;
+        size *= 4;
+    }
+
+    if (one->arena.buf == NULL || rc == -2) {
+        worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": out of "
+                   "memory", customer->str);
+        return -1;
+    }
 
     if (rc == -1) {
         worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": %s",
                    customer->str, why);
         one->state = VISIT_FAILED;
         return 0;
-    }
-
-    if (rc != 0) {
-        worker_log(WORKER_LOG_ERROR, "visiting customer \"%s\": out of "
-                   "memory", customer->str);
-        return -1;
-    }
-
-    /* the referral's code and order as C strings, for what settles it */
-    if (one->v.referral.len) {
-        len = one->v.referral.len + one->v.referral_order.len + 2;
-        one->referral = worker_arena_alloc(&one->arena, len);
-
-        if (one->referral == NULL) {
-            worker_log(WORKER_LOG_ERROR, "out of memory");
-            return -1;
-        }
-
-        memcpy(one->referral, one->v.referral.data, one->v.referral.len);
-        one->referral[one->v.referral.len] = '\0';
-        one->referral_order = one->referral + one->v.referral.len + 1;
-        memcpy(one->referral_order, one->v.referral_order.data,
-               one->v.referral_order.len);
-        one->referral_order[one->v.referral_order.len] = '\0';
     }
 
     one->state = VISIT_APPLY;
@@ -784,19 +771,73 @@ visit_decide(worker_t *w, redisReply *customer, worker_visit_one_t *one,
 
 
 /*
+ * The visit of one account read into its arena, with the referral's code
+ * and order copied as C strings for what settles it: worker_account_visit's
+ * 0, -1 or -2.
+ */
+
+static int
+visit_decide_in(worker_visit_one_t *one, const worker_account_conf_t *conf,
+    const loyalty_str_t *head, const char **why)
+{
+    int             rc;
+    size_t          i, len;
+    loyalty_str_t  *fields;
+
+    fields = worker_arena_alloc(&one->arena, one->account->elements
+                                             * sizeof(loyalty_str_t));
+    if (fields == NULL) {
+        return -2;
+    }
+
+    for (i = 0; i < one->account->elements; i++) {
+        fields[i].data = one->account->element[i]->str;
+        fields[i].len = one->account->element[i]->len;
+    }
+
+    rc = worker_account_visit(conf, fields, one->account->elements, head,
+                              &one->v, why);
+
+    if (rc != 0 || one->v.referral.len == 0) {
+        return rc;
+    }
+
+    len = one->v.referral.len + one->v.referral_order.len + 2;
+    one->referral = worker_arena_alloc(&one->arena, len);
+
+    if (one->referral == NULL) {
+        return -2;
+    }
+
+    memcpy(one->referral, one->v.referral.data, one->v.referral.len);
+    one->referral[one->v.referral.len] = '\0';
+    one->referral_order = one->referral + one->v.referral.len + 1;
+    memcpy(one->referral_order, one->v.referral_order.data,
+           one->v.referral_order.len);
+    one->referral_order[one->v.referral_order.len] = '\0';
+
+    return 0;
+}
+
+
+/*
  * Every account read decided as its reply comes, and account_apply.lua
  * for each, pipelined: the calls go to Redis while the next visits are
- * decided.  A visit whose
- * account changed since it was read goes back to be read again.
+ * decided; then, as each answer comes, the visit's events XADDed.  A
+ * visit whose account changed since it was read goes back to be read
+ * again.
  */
 
 static int
 visit_apply(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
     size_t n, const worker_calendar_t *cal)
 {
-    int                      rc, done;
+    int                      rc, done, events;
     char                     keys[3][LOYALTY_KEY_MAX], counts[3][24], *read;
-    size_t                   i, j, k, argc, size, *argvlen;
+    char                     max[24];
+    size_t                   i, j, k, argc, size, *argvlen, applied, sent;
+    size_t                   eargvlen[6 + EVENT_FIELDS];
+    const char              *eargv[6 + EVENT_FIELDS];
     redisReply              *customer, *r;
     worker_visit_one_t      *one;
     worker_account_visit_t  *v;
@@ -918,6 +959,15 @@ visit_apply(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
         }
     }
 
+    (void) worker_event_head(w, eargv, max, sizeof(max));
+
+    for (j = 0; j < 6; j++) {
+        eargvlen[j] = strlen(eargv[j]);
+    }
+
+    applied = 0;
+    sent = 0;
+
     for (i = 0; i < n; i++) {
         one = &visits[i];
 
@@ -946,6 +996,22 @@ visit_apply(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
         {
             if (strcmp(r->element[0]->str, "applied") == 0) {
                 one->state = one->account->elements ? VISIT_DONE : VISIT_GONE;
+
+                /* its events go to the stream while the next replies come */
+                events = visit_events(w, one, eargv, eargvlen);
+                if (events < 0) {
+                    return -1;
+                }
+
+                sent += (size_t) events;
+
+                if (++applied % VISIT_SEND == 0
+                    && redisBufferWrite(w->redis, &done) != REDIS_OK)
+                {
+                    worker_redis_error(w, w->redis->errstr);
+                    return -1;
+                }
+
                 continue;
             }
 
@@ -960,6 +1026,15 @@ visit_apply(worker_t *w, redisReply *entries, worker_visit_one_t *visits,
                    r->type == REDIS_REPLY_ERROR ? r->str
                                                 : "unexpected reply");
         one->state = VISIT_FAILED;
+    }
+
+    /* the events in the stream, before any outbox is emptied */
+    for (i = 0; i < sent; i++) {
+        if (redisGetReply(w->redis, (void **) &r) != REDIS_OK
+            || worker_reply_ok(w, w->redis, r) != 0)
+        {
+            return -1;
+        }
     }
 
     return rc;
@@ -989,80 +1064,52 @@ visit_reset(worker_visit_one_t *one)
 
 
 /*
- * Every event of the visits, XADDed in one pipeline: those an earlier
- * visit left in the outbox first, then this visit's.
+ * One visit's events appended as XADDs, argv's first six the command's
+ * head: those an earlier visit left in the outbox first, then this
+ * visit's.  Returns how many, or -1 for a malformed one.
  */
 
 static int
-send_events(worker_t *w, worker_visit_one_t *visits, size_t n)
+visit_events(worker_t *w, worker_visit_one_t *one, const char **argv,
+    size_t *argvlen)
 {
-    int                  argc;
-    char                 max[24];
-    const char          *p, *nl, *end;
-    size_t               i, j, sent, nold;
-    redisReply          *reply;
-    loyalty_str_t        e;
-    worker_visit_one_t  *one;
-    const char          *argv[6 + EVENT_FIELDS];
-    size_t               argvlen[6 + EVENT_FIELDS];
+    int             argc;
+    const char     *p, *nl, *end;
+    size_t          j, nold;
+    loyalty_str_t   e;
 
-    (void) worker_event_head(w, argv, max, sizeof(max));
+    nold = one->applied->elements - 1;
 
-    for (i = 0; i < 6; i++) {
-        argvlen[i] = strlen(argv[i]);
-    }
+    for (j = 0; j < nold + one->v.nevents; j++) {
+        if (j < nold) {
+            e.data = one->applied->element[1 + j]->str;
+            e.len = one->applied->element[1 + j]->len;
 
-    sent = 0;
-
-    for (i = 0; i < n; i++) {
-        one = &visits[i];
-
-        if (one->state != VISIT_DONE && one->state != VISIT_GONE) {
-            continue;
+        } else {
+            e = one->v.events[j - nold];
         }
 
-        nold = one->applied->elements - 1;
+        /* "field\nvalue\n...": fields and values in place */
+        end = e.data + e.len;
+        argc = 6;
 
-        for (j = 0; j < nold + one->v.nevents; j++) {
-            if (j < nold) {
-                e.data = one->applied->element[1 + j]->str;
-                e.len = one->applied->element[1 + j]->len;
-
-            } else {
-                e = one->v.events[j - nold];
-            }
-
-            /* "field\nvalue\n...": fields and values in place */
-            end = e.data + e.len;
-            argc = 6;
-
-            for (p = e.data; p != NULL && argc < 6 + EVENT_FIELDS; argc++) {
-                nl = memchr(p, '\n', (size_t) (end - p));
-                argv[argc] = p;
-                argvlen[argc] = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                p = nl ? nl + 1 : NULL;
-            }
-
-            if (argc % 2 != 0) {
-                worker_log(WORKER_LOG_ERROR, "an event in an outbox is "
-                           "malformed: %.*s", (int) e.len, e.data);
-                return -1;
-            }
-
-            redisAppendCommandArgv(w->redis, argc, argv, argvlen);
-            sent++;
+        for (p = e.data; p != NULL && argc < 6 + EVENT_FIELDS; argc++) {
+            nl = memchr(p, '\n', (size_t) (end - p));
+            argv[argc] = p;
+            argvlen[argc] = nl ? (size_t) (nl - p) : (size_t) (end - p);
+            p = nl ? nl + 1 : NULL;
         }
-    }
 
-    for (i = 0; i < sent; i++) {
-        if (redisGetReply(w->redis, (void **) &reply) != REDIS_OK
-            || worker_reply_ok(w, w->redis, reply) != 0)
-        {
+        if (argc % 2 != 0) {
+            worker_log(WORKER_LOG_ERROR, "an event in an outbox is "
+                       "malformed: %.*s", (int) e.len, e.data);
             return -1;
         }
+
+        redisAppendCommandArgv(w->redis, argc, argv, argvlen);
     }
 
-    return 0;
+    return (int) j;
 }
 
 
