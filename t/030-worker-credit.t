@@ -223,6 +223,8 @@ subtest 'a visit writes nothing when the account changed since it was '
               ['applied', "type\npoints_credited\nid\npoints_credited:o-1"],
               'the outbox before this visit is returned');
     is($r->cmd('LLEN', "$key:out"), 2, 'and this visit\'s event added');
+    is(scalar @{ $r->cmd('EVAL', $src, 3, @keys, $read, $head, 0, 0, 0) },
+       3, 'a visit without events gets the whole outbox back');
 
     $r->cmd('DEL', @keys);
 };

@@ -50,11 +50,13 @@ if nentries > 0 then
     i = i + nentries
 end
 
-local nevents = #ARGV - i + 1
-local before = redis.call('LLEN', outbox)
+-- what the outbox held before this visit's events
+local nevents, before = #ARGV - i + 1
 
 if nevents > 0 then
-    redis.call('RPUSH', outbox, unpack(ARGV, i))
+    before = redis.call('RPUSH', outbox, unpack(ARGV, i)) - nevents
+else
+    before = redis.call('LLEN', outbox)
 end
 
 if before == 0 then
