@@ -186,7 +186,7 @@ bench-worker: all
 # FUZZ_TARGETS narrows the run (FUZZ_TARGETS="cart money"); each harness
 # grows its corpus in build/fuzz/corpus/<target>, seeded from fuzz/corpus.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= cart money code spool_record
+FUZZ_TARGETS ?= cart money code spool_record account
 FUZZ_DIR     := build/fuzz
 FUZZ_CC      := clang
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror \
@@ -194,14 +194,17 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -Wall -Wextra -Werror \
                 -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
                 -I$(CORE_DIR) -Iworker -Ifuzz
 FUZZ_GEN     := $(FUZZ_DIR)/gen/loyalty_lua.h
-FUZZ_SRCS    := $(CORE_SRCS) worker/worker_spool_record.c
+FUZZ_SRCS    := $(CORE_SRCS) worker/worker_spool_record.c \
+                worker/worker_account.c
+FUZZ_HDRS    := $(CORE_HDRS) worker/worker_spool_record.h \
+                worker/worker_account.h
 
 $(FUZZ_GEN): $(LUA_SRCS) tools/embed-lua.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed-lua.sh $@ $(LUA_SRCS)
 
 $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_alloc.h $(FUZZ_SRCS) \
-                    $(CORE_HDRS) worker/worker_spool_record.h $(FUZZ_GEN)
+                    $(FUZZ_HDRS) $(FUZZ_GEN)
 	@sh tools/deps.sh clang libclang-rt-14-dev
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I$(FUZZ_DIR)/gen -o $@ $< $(FUZZ_SRCS)
 
@@ -227,7 +230,7 @@ fuzz: fuzz-build
 # Which lines of the parsers each target's corpus reaches (the seeds and
 # what make fuzz grew), by llvm-cov.
 $(FUZZ_DIR)/cov_%: fuzz/fuzz_%.c fuzz/fuzz_alloc.h $(FUZZ_SRCS) \
-                   $(CORE_HDRS) worker/worker_spool_record.h $(FUZZ_GEN)
+                   $(FUZZ_HDRS) $(FUZZ_GEN)
 	@sh tools/deps.sh clang libclang-rt-14-dev llvm
 	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer \
 	    -fprofile-instr-generate -fcoverage-mapping \
@@ -239,6 +242,7 @@ fuzz-coverage: $(patsubst %,$(FUZZ_DIR)/cov_%,$(FUZZ_TARGETS))
 	    cart)  src="$(CORE_DIR)/loyalty_cart.c $(CORE_DIR)/loyalty_json.c" ;; \
 	    money) src="$(CORE_DIR)/loyalty_money.c" ;; \
 	    code)  src="$(CORE_DIR)/loyalty_code.c" ;; \
+	    account) src="worker/worker_account.c" ;; \
 	    *)     src="worker/worker_spool_record.c $(CORE_DIR)/loyalty_json.c" ;; \
 	    esac; \
 	    mkdir -p $(FUZZ_DIR)/corpus/$$t; \

@@ -38,6 +38,9 @@
 
 #define RECORD_FIELDS  11
 
+/* digits of a number read: sums over thousands of orders stay in range */
+#define ACCOUNT_DIGITS_MAX  13
+
 
 typedef struct {
     long long       expiry;             /* 0: never */
@@ -405,6 +408,11 @@ account_credit(account_visit_t *av, const char **why)
         for (j = 0; j < f[11].len && f[11].data[j] >= '0'
                     && f[11].data[j] <= '9'; j++)
         {
+            if (j == ACCOUNT_DIGITS_MAX) {
+                *why = "an order's returned amount is not a number";
+                return -1;
+            }
+
             returned = returned * 10 + (f[11].data[j] - '0');
         }
 
@@ -979,7 +987,8 @@ account_count(const loyalty_str_t *s, char c)
 }
 
 
-/* A decimal integer, '-' allowed: what the scripts write. */
+/* A decimal integer, '-' allowed, of at most ACCOUNT_DIGITS_MAX digits:
+ * what the scripts write. */
 
 static int
 account_number(const loyalty_str_t *s, long long *n)
@@ -991,7 +1000,7 @@ account_number(const loyalty_str_t *s, long long *n)
     neg = s->len > 0 && s->data[0] == '-';
     i = (size_t) neg;
 
-    if (i == s->len || s->len - i > 18) {
+    if (i == s->len || s->len - i > ACCOUNT_DIGITS_MAX) {
         return -1;
     }
 

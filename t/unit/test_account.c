@@ -449,6 +449,11 @@ an_account_that_is_not_what_the_module_writes_is_refused(void **state)
     assert_int_equal(visit("o:o-1", "P|3550||35500", NULL), -1);
     assert_int_equal(visit("L", "1800500000-300", NULL), -1);
     assert_int_equal(visit("S", "1800000000:30000", NULL), -1);
+
+    /* a number past what any sum of them can hold */
+    assert_int_equal(visit("a", "90000000000000000000", NULL), -1);
+    assert_int_equal(visit("o:o-1", "P|1|1|1|v|f|0|0|||9066333333333333333",
+                           NULL), -1);
 }
 
 
