@@ -933,23 +933,21 @@ account_write(account_visit_t *av)
 static void
 account_split(const loyalty_str_t *record, loyalty_str_t *f)
 {
-    size_t       i;
-    const char  *p, *end, *bar;
+    int            more;
+    size_t         i;
+    loyalty_str_t  rest;
 
-    p = record->data;
-    end = record->data + record->len;
+    rest = *record;
+    more = 1;
 
     for (i = 1; i <= RECORD_FIELDS; i++) {
-        if (p == NULL) {
+        if (!more) {
             f[i].data = "";
             f[i].len = 0;
             continue;
         }
 
-        bar = memchr(p, '|', (size_t) (end - p));
-        f[i].data = p;
-        f[i].len = bar ? (size_t) (bar - p) : (size_t) (end - p);
-        p = bar ? bar + 1 : NULL;
+        more = account_cut(&rest, '|', &f[i]) == 0;
     }
 }
 
