@@ -89,6 +89,14 @@ sub redis_usec {
     return $usec;
 }
 
+# Redis's reads of its clients' sockets and the commands it ran (INFO
+# stats): commands per read is how deep the module's pipeline is.
+sub redis_io {
+    my %s = $t->redis->cmd('INFO', 'stats')
+            =~ /^(total_reads_processed|total_commands_processed):(\d+)/mg;
+    return @s{qw(total_reads_processed total_commands_processed)};
+}
+
 # CPU microseconds (user and system) of an nginx's worker processes, from
 # /proc: the measured nginx's, or the backend's.
 my $TICK = 1e6 / (POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100);
@@ -121,14 +129,16 @@ sub measured {
     my ($kind, $path, %opt) = @_;
 
     my @before = (workers_usec($t), $backend ? workers_usec($backend) : 0,
-                  redis_usec(), children_usec());
+                  redis_usec(), children_usec(), redis_io());
     my $res = run($kind, $path, %opt);
     my @after = (workers_usec($t), $backend ? workers_usec($backend) : 0,
-                 redis_usec(), children_usec());
+                 redis_usec(), children_usec(), redis_io());
     my $n = $res->{requests} || 1;
 
     @$res{qw(nginx_us backend_us redis_us wrk_us)} =
         map { ($after[$_] - $before[$_]) / $n } 0 .. 3;
+    $res->{per_read} = ($after[5] - $before[5])
+                       / (($after[4] - $before[4]) || 1);
 
     return $res;
 }
@@ -181,6 +191,7 @@ for my $s (@scenarios) {
         kind => $kind, label => $label,
         rps => med($m, 'rps'), plain_rps => med($p, 'rps'),
         ratio => median(@ratio), redis_us => med($m, 'redis_us'),
+        per_read => med($m, 'per_read'),
         nginx_us => med($m, 'nginx_us'), plain_nginx_us => med($p, 'nginx_us'),
         backend_us => med($m, 'backend_us'),
         plain_backend_us => med($p, 'backend_us'),
@@ -228,8 +239,8 @@ print "saturated: the module's location served under 90% of the fixed rate "
 # the module's side against plain's
 printf "\nCPU per request at peak, us (medians; /proc, INFO cpu, wrk's "
        . "rusage): module / plain\n";
-printf "%-24s %13s %13s %7s %13s %15s %7s\n", 'scenario', 'nginx',
-       'backend', 'redis', 'wrk', 'all', 'added';
+printf "%-24s %13s %13s %7s %13s %15s %7s %9s\n", 'scenario', 'nginx',
+       'backend', 'redis', 'wrk', 'all', 'added', 'cmds/read';
 
 for my $r (@rows) {
     $r->{all_us} = $r->{nginx_us} + $r->{backend_us} + $r->{redis_us}
@@ -238,11 +249,11 @@ for my $r (@rows) {
                          + $r->{plain_wrk_us};
     $r->{added_us} = $r->{all_us} - $r->{plain_all_us};
     printf "%-24s %6.1f %6.1f %6.1f %6.1f %7.1f %6.1f %6.1f %7.1f %7.1f "
-           . "%+7.1f\n",
+           . "%+7.1f %9.2f\n",
            $r->{label}, $r->{nginx_us}, $r->{plain_nginx_us},
            $r->{backend_us}, $r->{plain_backend_us}, $r->{redis_us},
            $r->{wrk_us}, $r->{plain_wrk_us}, $r->{all_us},
-           $r->{plain_all_us}, $r->{added_us};
+           $r->{plain_all_us}, $r->{added_us}, $r->{per_read};
 }
 
 print "\n";
@@ -257,7 +268,8 @@ for my $r (@rows) {
            . "p50_ms=%.3f p99_ms=%.3f plain_p50_ms=%.3f plain_p99_ms=%.3f "
            . "fixed_target_rps=%.0f fixed_connections=%d fixed_rps=%.0f "
            . "fixed_plain_rps=%.0f fixed_p99_ms=%.3f "
-           . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f saturated=%d\n",
+           . "fixed_plain_p99_ms=%.3f p99_added_ms=%.3f saturated=%d "
+           . "redis_commands_per_read=%.2f\n",
            $r->{kind}, $r->{rps}, $r->{plain_rps}, $r->{ratio},
            $r->{redis_us}, $r->{nginx_us}, $r->{plain_nginx_us},
            $r->{backend_us}, $r->{plain_backend_us}, $r->{wrk_us},
@@ -266,7 +278,8 @@ for my $r (@rows) {
            $r->{p50}, $r->{p99}, $r->{plain_p50}, $r->{plain_p99},
            $r->{rate}, $r->{conns}, $r->{rate_m}, $r->{rate_p},
            $r->{fixed_p99}, $r->{fixed_plain_p99},
-           $r->{fixed_p99} - $r->{fixed_plain_p99}, $r->{saturated};
+           $r->{fixed_p99} - $r->{fixed_plain_p99}, $r->{saturated},
+           $r->{per_read};
 }
 
 $t->stop;
