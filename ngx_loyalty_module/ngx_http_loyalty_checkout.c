@@ -15,6 +15,7 @@
 #include "ngx_http_loyalty_module.h"
 #include "ngx_http_loyalty_checkout.h"
 #include "ngx_http_loyalty_coupon.h"
+#include "ngx_http_loyalty_coupon_batch.h"
 #include "ngx_http_loyalty_metrics.h"
 #include "ngx_http_loyalty_redis.h"
 #include "loyalty_str.h"
@@ -30,7 +31,7 @@ static void ngx_http_loyalty_checkout_start(
 static void ngx_http_loyalty_checkout_coupon(
     ngx_http_loyalty_checkout_t *ctx, ngx_http_loyalty_coupon_entry_t *e);
 static void ngx_http_loyalty_checkout_coupon_reply(void *data,
-    ngx_uint_t status, redisReply *reply);
+    ngx_uint_t status, ngx_str_t *answer, ngx_str_t *version, ngx_str_t *def);
 static void ngx_http_loyalty_checkout_points(
     ngx_http_loyalty_checkout_t *ctx);
 static void ngx_http_loyalty_checkout_points_reply(void *data,
@@ -236,9 +237,9 @@ ngx_http_loyalty_checkout_start(ngx_http_loyalty_checkout_t *ctx)
 
 
 /*
- * Sends coupon_reserve.lua: with the cached definition evaluated (reserve
- * when the rules pass, else only verify the version), or without one to
- * get it.
+ * Queues the checkout for coupon_reserve.lua: with the cached definition
+ * evaluated (reserve when the rules pass, else only verify the version),
+ * or without one to get it.
  */
 
 static void
@@ -246,9 +247,7 @@ ngx_http_loyalty_checkout_coupon(ngx_http_loyalty_checkout_t *ctx,
     ngx_http_loyalty_coupon_entry_t *e)
 {
     const char                    *mode;
-    ngx_uint_t                     i;
     ngx_http_request_t            *r = ctx->request;
-    ngx_http_loyalty_call_t       *call = &ctx->coupon_call;
     ngx_http_loyalty_main_conf_t  *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_loyalty_module);
@@ -273,81 +272,44 @@ ngx_http_loyalty_checkout_coupon(ngx_http_loyalty_checkout_t *ctx,
         }
     }
 
-    ngx_http_loyalty_coupon_keys(&ctx->coupon, call->keys,
-                                 call->keylens);
-
-    for (i = 0; i < NGX_HTTP_LOYALTY_COUPON_KEYS; i++) {
-        call->argv[3 + i] = call->keys[i];
-        call->argvlen[3 + i] = call->keylens[i];
-    }
-
-    i = 3 + NGX_HTTP_LOYALTY_COUPON_KEYS;
-
-    call->argv[i] = (char *) ctx->cart.checkout_id.data;
-    call->argvlen[i++] = ctx->cart.checkout_id.len;
-    call->argv[i] = (char *) ctx->customer.data;
-    call->argvlen[i++] = ctx->customer.len;
-    call->argv[i] = (char *) call->nums[0];
-    call->argvlen[i++] = loyalty_str_int((char *) call->nums[0],
-                                         ngx_time());
-    call->argv[i] = (char *) call->nums[1];
-    call->argvlen[i++] = loyalty_str_int((char *) call->nums[1],
-                                         ngx_time() + lmcf->reservation_ttl);
-    call->argv[i] = (char *) ctx->coupon_version.data;
-    call->argvlen[i++] = ctx->coupon_version.len;
-    call->argv[i] = mode;
-    call->argvlen[i++] = ngx_strlen(mode);
-
     ctx->coupon_mode = mode;
 
-    if (ngx_http_loyalty_checkout_send(ctx, call, LOYALTY_SCRIPT_coupon_reserve,
-                                       NGX_HTTP_LOYALTY_COUPON_KEYS, 6,
-                                       ngx_http_loyalty_checkout_coupon_reply)
-        != NGX_OK)
-    {
+    ctx->coupon_wait = ngx_http_loyalty_coupon_reserve(&ctx->coupon,
+                           &ctx->checkout_id, &ctx->customer,
+                           &ctx->coupon_version, mode, lmcf->reservation_ttl,
+                           ngx_http_loyalty_checkout_coupon_reply, ctx);
+
+    if (ctx->coupon_wait == NULL) {
         ctx->coupon_status = LOYALTY_COUPON_UNVERIFIED;
+        return;
     }
+
+    ctx->pending++;
 }
 
 
 static void
 ngx_http_loyalty_checkout_coupon_reply(void *data, ngx_uint_t status,
-    redisReply *reply)
+    ngx_str_t *answer, ngx_str_t *version, ngx_str_t *def)
 {
     ngx_http_loyalty_checkout_t  *ctx = data;
 
     ngx_int_t                         s;
-    ngx_str_t                         version, def;
-    redisReply                       *head;
     ngx_connection_t                 *c;
     ngx_http_request_t               *r = ctx->request;
     ngx_http_loyalty_coupon_entry_t  *e;
 
     c = r->connection;
-    ctx->coupon_call.cmd = NULL;
+    ctx->coupon_wait = NULL;
     ctx->pending--;
 
-    if (status != NGX_HTTP_LOYALTY_REDIS_OK
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements == 0
-        || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
+    if (status != NGX_HTTP_LOYALTY_REDIS_OK) {
         ctx->coupon_status = LOYALTY_COUPON_UNVERIFIED;
         goto next;
     }
 
-    head = reply->element[0];
-
-    if (head->len == 5 && ngx_strncmp(head->str, "stale", 5) == 0
-        && reply->elements == 3)
-    {
-        version.data = (u_char *) reply->element[1]->str;
-        version.len = reply->element[1]->len;
-        def.data = (u_char *) reply->element[2]->str;
-        def.len = reply->element[2]->len;
-
-        e = ngx_http_loyalty_coupon_store(&ctx->coupon,
-                                          &version, &def,
+    if (answer->len == 5 && ngx_strncmp(answer->data, "stale", 5) == 0) {
+        e = ngx_http_loyalty_coupon_store(&ctx->coupon, version, def,
                                           r->connection->log);
 
         if (e == NULL || ++ctx->coupon_rounds >= NGX_HTTP_LOYALTY_COUPON_ROUNDS)
@@ -360,23 +322,23 @@ ngx_http_loyalty_checkout_coupon_reply(void *data, ngx_uint_t status,
         goto next;
     }
 
-    if (head->len == 5 && ngx_strncmp(head->str, "fresh", 5) == 0) {
+    if (answer->len == 5 && ngx_strncmp(answer->data, "fresh", 5) == 0) {
         /* the rules refused the coupon on a current definition */
         ctx->coupon_status = ctx->verdict.status;
         goto next;
     }
 
-    if (head->len == 8 && ngx_strncmp(head->str, "conflict", 8) == 0) {
+    if (answer->len == 8 && ngx_strncmp(answer->data, "conflict", 8) == 0) {
         ctx->conflict = 1;
         goto next;
     }
 
-    s = loyalty_coupon_status_by_name(head->str, head->len);
+    s = loyalty_coupon_status_by_name((char *) answer->data, answer->len);
 
     if (s < 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "loyalty: coupon_reserve answered \"%*s\" for coupon "
-                      "\"%V\"", head->len, head->str, &ctx->coupon);
+                      "loyalty: coupon_reserve answered \"%V\" for coupon "
+                      "\"%V\"", answer, &ctx->coupon);
         ctx->coupon_status = LOYALTY_COUPON_UNVERIFIED;
         goto next;
     }
@@ -735,9 +697,9 @@ ngx_http_loyalty_checkout_cleanup(void *data)
 {
     ngx_http_loyalty_checkout_t  *ctx = data;
 
-    if (ctx->coupon_call.cmd != NULL) {
-        ngx_http_loyalty_redis_cancel(ctx->coupon_call.cmd);
-        ctx->coupon_call.cmd = NULL;
+    if (ctx->coupon_wait != NULL) {
+        ngx_http_loyalty_coupon_reserve_cancel(ctx->coupon_wait);
+        ctx->coupon_wait = NULL;
     }
 
     if (ctx->points_call.cmd != NULL) {

@@ -5,6 +5,7 @@
 
 #include "ngx_http_loyalty_module.h"
 #include "ngx_http_loyalty_redis.h"
+#include "ngx_http_loyalty_coupon_batch.h"
 #include "loyalty_coupon.h"
 #include "loyalty_keys.h"
 
@@ -52,7 +53,7 @@ typedef struct {
     ngx_str_t                  coupon_version;
     const char                *coupon_mode;
     ngx_uint_t                 coupon_rounds;
-    ngx_http_loyalty_call_t    coupon_call;
+    ngx_http_loyalty_reserve_t  *coupon_wait;
 
     ngx_int_t                  points_status;
     int64_t                    redeem_value;    /* minor units */

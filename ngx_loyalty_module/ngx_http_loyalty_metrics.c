@@ -121,6 +121,12 @@ static ngx_http_loyalty_family_t  ngx_http_loyalty_families[] = {
       NGX_HTTP_LOYALTY_M_COUPONS, "status", ngx_http_loyalty_metrics_coupon,
       0, LOYALTY_COUPON_STATUS_N },
 
+    { "loyalty_coupon_reserve_calls_total",
+      "Calls of coupon_reserve.lua sent to Redis; the checkouts of one "
+      "coupon that reach a worker process in the same turn of its event "
+      "loop share one.",
+      NGX_HTTP_LOYALTY_M_COUPON_CALLS, NULL, NULL, 0, 1 },
+
     { "loyalty_checkout_redemptions_total",
       "Points redemptions asked for at checkout, by status "
       "($loyalty_points_status).",

@@ -7,6 +7,7 @@
 #include "ngx_http_loyalty_checkout.h"
 #include "ngx_http_loyalty_confirm.h"
 #include "ngx_http_loyalty_coupon.h"
+#include "ngx_http_loyalty_coupon_batch.h"
 #include "ngx_http_loyalty_metrics.h"
 #include "ngx_http_loyalty_redis.h"
 #include "loyalty_json.h"
@@ -1468,5 +1469,6 @@ static void
 ngx_http_loyalty_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_loyalty_redis_exit_process(cycle);
+    ngx_http_loyalty_coupon_batch_free();
     ngx_http_loyalty_coupon_cache_free();
 }

@@ -165,6 +165,7 @@ sub val {
 # scrapes: every sample of these families, 0 when it did not move.
 my @COUNTED = qw(loyalty_checkouts_total loyalty_checkouts_refused_total
                  loyalty_checkout_coupons_total
+                 loyalty_coupon_reserve_calls_total
                  loyalty_checkout_redemptions_total
                  loyalty_confirmations_total loyalty_accruals_total
                  loyalty_accrued_points_total loyalty_spool_writes_total);
@@ -300,6 +301,8 @@ subtest 'checkouts: each verdict counted once, whoever answers' => sub {
         'loyalty_checkouts_refused_total' => 1,
         'loyalty_checkout_coupons_total{status="valid"}' => 1,
         'loyalty_checkout_coupons_total{status="not_found"}' => 1,
+        # SAVE10 twice: the first gets the definition, the second reserves
+        'loyalty_coupon_reserve_calls_total' => 3,
         'loyalty_checkout_redemptions_total{status="insufficient"}' => 1,
         'loyalty_checkout_redemptions_total{status="held"}' => 1),
         'exactly these counters moved, by exactly that much');

@@ -1,7 +1,9 @@
 # Checkouts at the same moment: the last use of a coupon, a per-customer
 # limit and a balance are each given once, however many ask at once, on
-# one worker or four; what a failed checkout took comes back; a worker
-# whose coupon cache overflows under load keeps serving.
+# one worker or four; the checkouts of one coupon that share a Redis call
+# are answered as if each had its own; what a failed checkout took comes
+# back, also when its client left while Redis answered; a worker whose
+# coupon cache overflows under load keeps serving.
 
 use strict;
 use warnings;
@@ -15,7 +17,9 @@ use Time::HiRes qw(sleep time);
 use Loyalty::Test;
 use Loyalty::Shop;
 
-my $t = shop();
+my $t = shop(config => <<'CONF');
+        location = /metrics { allow 127.0.0.1; deny all; loyalty_metrics; }
+CONF
 my $r = $t->redis;
 
 # One checkout per element of @checkouts ({ customer, body, path }), all
@@ -322,6 +326,175 @@ subtest 'checkouts the backend fails in the middle of a burst give back '
     is_deeply(\@seen, \@want, '5 bursts of 60, one in three failing: '
               . 'Redis keeps the uses and holds of the accepted checkouts '
               . 'only');
+};
+
+# --- one call of coupon_reserve.lua for many checkouts ------------------
+
+my @COUPON_KEYS = map { "loyalty:{coupon:B}$_" } '', qw(:res :resc :resn :uses);
+
+sub reserve_script {
+    open my $fh, '<', 'ngx_loyalty_module/lua/coupon_reserve.lua' or die $!;
+    local $/;
+    return <$fh>;
+}
+
+# The coupon B (3 uses, once per customer, version 7; customer "done" has
+# used it), and what its keys hold.
+sub coupon_b {
+    $r->cmd('FLUSHALL');
+    $r->cmd('HSET', $COUPON_KEYS[0], version => 7, def => '{"x":1}',
+            max_uses => 3, per_customer => 1, used => 1);
+    $r->cmd('HSET', $COUPON_KEYS[4], done => 1);
+}
+
+sub coupon_b_state {
+    return {
+        res  => $r->cmd('ZRANGE', $COUPON_KEYS[1], 0, -1, 'WITHSCORES'),
+        resc => { @{ $r->cmd('HGETALL', $COUPON_KEYS[2]) } },
+        resn => { @{ $r->cmd('HGETALL', $COUPON_KEYS[3]) } },
+    };
+}
+
+subtest 'one call, twelve checkouts: each answered in order as if alone, '
+        . 'the same answers and state as twelve calls' => sub {
+    my $src = reserve_script();
+    my @items = (
+        [ c1  => alice => 7, 'reserve' ],   # valid
+        [ c2  => alice => 7, 'reserve' ],   # alice holds one already
+        [ c1  => alice => 7, 'reserve' ],   # a retry keeps its use
+        [ c1  => bob   => 7, 'reserve' ],   # another customer's checkout
+        [ c3  => ''    => 7, 'reserve' ],   # a guest, limit per customer
+        [ c4  => done  => 7, 'reserve' ],   # used it before
+        [ c5  => bob   => 6, 'reserve' ],   # evaluated an old definition
+        [ c6  => carol => 7, 'verify' ],    # the rules refused it
+        [ c7  => dave  => 7, 'check' ],     # shadow mode: nothing reserved
+        [ c8  => bob   => 7, 'reserve' ],   # the 2nd use (1 used before)
+        [ c9  => erin  => 7, 'reserve' ],   # none left
+        [ c10 => frank => 7, 'reserve' ],
+    );
+    my @want = qw(valid customer_limit valid conflict customer_limit
+                  customer_limit stale fresh valid valid exhausted
+                  exhausted);
+    my $state = {
+        res  => [ c1 => 2000, c8 => 2000 ],
+        resc => { c1 => 'alice', c8 => 'bob' },
+        resn => { alice => 1, bob => 1 },
+    };
+
+    coupon_b();
+    is_deeply($r->cmd('EVAL', $src, 5, @COUPON_KEYS, 1000, 2000,
+                      map { @$_ } @items),
+              [ 'answers', 7, '{"x":1}', @want ],
+              'the answers, with the definition for the stale one');
+    is_deeply(coupon_b_state(), $state,
+              'two uses reserved, each of its customer');
+
+    coupon_b();
+    my @alone = map {
+        my $a = $r->cmd('EVAL', $src, 5, @COUPON_KEYS, 1000, 2000, @$_);
+        $a->[3]
+    } @items;
+    is_deeply(\@alone, \@want, 'one call each: the same answers');
+    is_deeply(coupon_b_state(), $state, 'and the same state');
+
+    is_deeply($r->cmd('EVAL', $src, 5, @COUPON_KEYS, 3000, 4000,
+                      c11 => frank => 7, 'reserve', c12 => gina => 7,
+                      'reserve'),
+              [ 'answers', 7, '', 'valid', 'valid' ],
+              'once the reservations expired: uses again, no definition');
+    is_deeply(coupon_b_state(),
+              { res  => [ c11 => 4000, c12 => 4000 ],
+                resc => { c11 => 'frank', c12 => 'gina' },
+                resn => { frank => 1, gina => 1 } },
+              'the expired ones are gone, with their counts');
+
+    $r->cmd('HSET', $COUPON_KEYS[0], disabled => 1);
+    is_deeply($r->cmd('EVAL', $src, 5, @COUPON_KEYS, 3000, 4000,
+                      c13 => hal => 7, 'reserve', c14 => ivy => 6,
+                      'reserve'),
+              [ 'answers', 7, '{"x":1}', 'disabled', 'stale' ],
+              'disabled: each current checkout refused');
+
+    is_deeply($r->cmd('EVAL', $src, 5, map({ s/\{coupon:B\}/{coupon:Z}/r }
+                                           @COUPON_KEYS),
+                      3000, 4000, c15 => jo => '', 'reserve'),
+              [ 'not_found' ], 'an unknown coupon: not_found');
+};
+
+# loyalty_coupon_reserve_calls_total from /metrics
+sub reserve_calls {
+    my ($m) = $t->http(GET => '/metrics')->{body}
+              =~ /^loyalty_coupon_reserve_calls_total (\d+)$/m;
+    return $m;
+}
+
+subtest '50 checkouts of a coupon of 20 uses at once: 20 valid, 30 '
+        . 'exhausted, in fewer Redis calls than checkouts' => sub {
+    my (@seen, @want, @calls);
+
+    for my $round (1 .. 5) {
+        $r->cmd('FLUSHALL');
+        create_coupon($t, code => 'SHARED', type => 'percent', value => '10',
+                      max_uses => 20);
+
+        my $before = reserve_calls();
+        my @res = race($t, map { {
+            customer => "s$_",
+            body     => cart(coupon => 'SHARED',
+                             checkout_id => "b$round-$_"),
+        } } 1 .. 50);
+        push @calls, reserve_calls() - $before;
+
+        my $valid = ids_with('coupon_status', 'valid', @res);
+
+        push @seen, join '; ', tally('coupon_status', @res),
+            'reserved ' . join(',', @{ reserved($t, 'SHARED') }),
+            'owners ' . join(',', map { $r->cmd('HGET',
+                'loyalty:{coupon:SHARED}:resc', $_) // 'none' } @$valid),
+            'live ' . join(',', sort values %{ { @{ $r->cmd('HGETALL',
+                'loyalty:{coupon:SHARED}:resn') } } });
+        push @want, join '; ', 'exhausted=30 valid=20',
+            'reserved ' . join(',', @$valid),
+            'owners ' . join(',', map { /-(\d+)$/ && "s$1" } @$valid),
+            'live ' . join(',', (1) x 20);
+    }
+
+    is_deeply(\@seen, \@want, 'each of 5 bursts: 20 valid, each holding '
+                              . 'the reservation of its customer')
+        or diag(join "\n", @seen);
+    cmp_ok((sort { $a <=> $b } @calls)[0], '<', 50,
+           "checkouts shared calls (calls per burst: @calls)");
+};
+
+subtest 'a checkout whose client leaves while Redis answers keeps no '
+        . 'reservation' => sub {
+    my $s = shop(http => "    loyalty_redis_timeout 10s;\n");
+
+    $s->redis->cmd('FLUSHALL');
+    create_coupon($s, code => 'LEFT', type => 'percent', value => '10',
+                  max_uses => 5);
+    is(checkout($s, cart(coupon => 'LEFT', checkout_id => 'stay'))
+           ->{json}{coupon_status}, 'valid',
+       'a checkout that stays: valid (and the definition cached)');
+
+    $s->pause_redis;
+    $s->abort(1, POST => '/checkout', after => 0.5,
+              headers => { 'Content-Type' => 'application/json',
+                           'X-Customer-Id' => '42' },
+              body => cart(coupon => 'LEFT', checkout_id => 'gone'));
+    $s->resume_redis;
+
+    my $deadline = time + 5;
+    sleep 0.05 until join(',', @{ reserved($s, 'LEFT') }) eq 'stay'
+                     || time > $deadline;
+
+    is_deeply(reserved($s, 'LEFT'), [ 'stay' ],
+              'the use reserved for the one that left is given back');
+    is_deeply({ @{ $s->redis->cmd('HGETALL',
+                                  'loyalty:{coupon:LEFT}:resn') } },
+              { 42 => 1 }, 'counted once for customer 42');
+
+    $s->stop;
 };
 
 # A worker caches 1024 definitions; each code beyond evicts the least used.
