@@ -66,7 +66,8 @@ ngx_http_loyalty_coupon_cached(ngx_str_t *code)
 /*
  * Replaces the cached definition of a code with the one Redis returned;
  * NULL (and a log line) when it cannot be read, which only a definition
- * written by another program could cause.
+ * written by another program could cause.  A version already cached is
+ * kept: the checkouts of one batch get the same definition each.
  */
 
 ngx_http_loyalty_coupon_entry_t *
@@ -86,6 +87,12 @@ ngx_http_loyalty_coupon_store(ngx_str_t *code, ngx_str_t *version,
 
     e = ngx_http_loyalty_coupon_cached(code);
     if (e != NULL) {
+        if (e->version.len == version->len
+            && ngx_strncmp(e->version.data, version->data, version->len) == 0)
+        {
+            return e;
+        }
+
         ngx_http_loyalty_coupon_evict(e);
     }
 
