@@ -819,6 +819,23 @@ subtest 'an order redeeming points the account no longer has is recorded, '
     is(account('none-1')->{a} // 0, 0, 'nothing available, never below 0');
 };
 
+subtest 'the ledger keeps its newest 1000 entries, numbered on' => sub {
+    fresh();
+
+    my $log = 'loyalty:{customer:long-1}:log';
+    $t->redis->cmd('RPUSH', $log,
+                   map { sprintf "%d\n1\nbonus\n1\n0\nb%d", $_, $_ }
+                   reverse 1 .. 1000);
+
+    is(verdict(confirm($t, order('o-long'), customer => 'long-1'))->{order},
+       'recorded', 'recorded');
+    is($t->redis->cmd('LLEN', $log), 1000, 'still 1000 entries');
+    like($t->redis->cmd('LINDEX', $log, 0), qr/\A1001\n\d+\norder\n/,
+         'the newest: the order, number 1001');
+    like($t->redis->cmd('LINDEX', $log, -1), qr/\A2\n/,
+         'the oldest left: number 2');
+};
+
 subtest 'with Redis up, nothing goes to the spool' => sub {
     is_deeply([ glob $t->dir . '/spool/*' ], [], 'the spool is empty');
 };

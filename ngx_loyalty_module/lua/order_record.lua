@@ -74,10 +74,11 @@ local function ledger(kind, points, pending, ref)
         return
     end
     local head = redis.call('LINDEX', log, '0')
-    redis.call('LPUSH', log, string.format('%d\n%s\n%s\n%d\n%d\n%s',
-               head and tonumber(string.match(head, '^%d+')) + 1 or 1, now,
-               kind, points, pending, ref))
-    redis.call('LTRIM', log, '0', '999')
+    if redis.call('LPUSH', log, string.format('%d\n%s\n%s\n%d\n%d\n%s',
+                  head and tonumber(string.match(head, '^%d+')) + 1 or 1,
+                  now, kind, points, pending, ref)) > 1000 then
+        redis.call('LTRIM', log, '0', '999')
+    end
 end
 
 local existing = redis.call('HGET', account, 'o:' .. order)
