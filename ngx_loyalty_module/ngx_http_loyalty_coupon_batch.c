@@ -305,6 +305,10 @@ ngx_http_loyalty_coupon_batch_send(ngx_http_loyalty_batch_t *b)
         return;
     }
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "loyalty: coupon \"%V\": %ui checkouts in one call",
+                   &b->code, b->n);
+
     ngx_http_loyalty_metrics_add(NGX_HTTP_LOYALTY_M_COUPON_CALLS, 1);
 }
 
