@@ -12,10 +12,16 @@
 
 
 /* checkouts in one call; more in a turn make more calls */
-#define NGX_HTTP_LOYALTY_BATCH_MAX      64
+#define NGX_HTTP_LOYALTY_BATCH_MAX      32
 
-/* batches in the making or waiting for Redis, per worker */
-#define NGX_HTTP_LOYALTY_BATCHES_MAX    256
+/*
+ * Batches in the making or waiting for Redis, per worker, about 14 kB
+ * each.  With codes unique to each shopper every checkout is a batch of
+ * its own: this many waiting means Redis is far behind (4096 checkouts
+ * in a 100 ms deadline is 40,000 a second), and a checkout beyond it is
+ * unverified, as one beyond the connection's queue is.
+ */
+#define NGX_HTTP_LOYALTY_BATCHES_MAX    4096
 
 
 typedef struct ngx_http_loyalty_reserve_s  ngx_http_loyalty_reserve_t;
