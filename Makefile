@@ -52,6 +52,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all deps module worker unit test valgrind chaos run bench bench-http \
+        bench-redis \
         bench-cost bench-rss bench-worker fuzz fuzz-build fuzz-coverage clean
 
 all: module worker
@@ -158,6 +159,7 @@ CUSTOMERS ?= 100000
 bench: all
 	@$(MAKE) -s bench-http
 	@$(MAKE) -s bench-cost
+	@$(MAKE) -s bench-redis
 	@$(MAKE) -s bench-worker
 
 # The HTTP scenarios against a plain proxy_pass (DURATION, PAIRS,
@@ -177,6 +179,11 @@ bench-rss: all
 	@sh tools/deps.sh wrk
 	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	LOYALTY_BUILD=$(BUILD) perl bench/rss.pl
+
+# What Redis's thread spends per command by pipeline depth, and per
+# checkout by coupon batch size (CALLS, CHECKOUTS).
+bench-redis: all
+	LOYALTY_BUILD=$(BUILD) perl bench/redis-cost.pl
 
 bench-worker: all
 	LOYALTY_BUILD=$(BUILD) perl bench/worker-drain.pl $(ACCRUALS) $(CUSTOMERS)
