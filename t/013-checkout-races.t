@@ -466,6 +466,29 @@ subtest '50 checkouts of a coupon of 20 uses at once: 20 valid, 30 '
            "checkouts shared calls (calls per burst: @calls)");
 };
 
+subtest 'scripts flushed from Redis: a shared call is sent again, each '
+        . 'checkout answered' => sub {
+    $r->cmd('FLUSHALL');
+    create_coupon($t, code => 'AGAIN', type => 'percent', value => '10',
+                  max_uses => 100);
+    is(checkout($t, cart(coupon => 'AGAIN', checkout_id => 'a-0'))
+           ->{json}{coupon_status}, 'valid', 'the definition is cached');
+
+    $r->cmd('SCRIPT', 'FLUSH');
+    $t->log_mark;
+
+    my @res = race($t, map { {
+        customer => "a$_",
+        body     => cart(coupon => 'AGAIN', checkout_id => "a-$_"),
+    } } 1 .. 30);
+
+    is(tally('coupon_status', @res), 'valid=30', 'all 30 valid');
+    is_deeply(reserved($t, 'AGAIN'), [ sort map { "a-$_" } 0 .. 30 ],
+              'each holds its reservation');
+    like($t->log_since_mark, qr/lost script "coupon_reserve/,
+         'the script was loaded again (NOSCRIPT)');
+};
+
 subtest 'a checkout whose client leaves while Redis answers keeps no '
         . 'reservation' => sub {
     my $s = shop(http => "    loyalty_redis_timeout 10s;\n");
