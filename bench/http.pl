@@ -79,15 +79,8 @@ sub run {
     return $res;
 }
 
-# CPU microseconds of Redis's main thread, the one that runs the commands
-# and answers the clients (INFO cpu).
-sub redis_usec {
-    my $usec = 0;
-
-    $usec += $_ * 1e6 for $t->redis->cmd('INFO', 'cpu')
-                          =~ /^used_cpu_(?:user|sys)_main_thread:([\d.]+)/mg;
-    return $usec;
-}
+# CPU microseconds of Redis's main thread (INFO cpu).
+sub redis_usec { redis_cpu($t->redis) * 1e6 }
 
 # Redis's reads of its clients' sockets (INFO stats): requests per read
 # is how deep the module's pipeline is.

@@ -21,8 +21,9 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::Bin/../t/lib";
+use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/lib";
 use Test::More;    # the harness reports through it
+use Loyalty::Bench;
 use Loyalty::Test;
 
 my $CALLS     = $ENV{CALLS} // 200000;
@@ -33,13 +34,7 @@ $t->start_redis;
 
 my $r = $t->redis;
 
-sub redis_usec {
-    my $usec = 0;
-
-    $usec += $_ * 1e6 for $r->cmd('INFO', 'cpu')
-                          =~ /^used_cpu_(?:user|sys)_main_thread:([\d.]+)/mg;
-    return $usec;
-}
+sub redis_usec { redis_cpu($r) * 1e6 }
 
 # Redis's CPU per EVALSHA over one redis-benchmark run of about $n of
 # them, 4 clients (it sends whole pipelines: a few more than asked).

@@ -11,9 +11,10 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::Bin/../t/lib";
+use lib "$FindBin::Bin/../t/lib", "$FindBin::Bin/lib";
 use Test::More;    # the harness reports through it
 use Time::HiRes qw(time);
+use Loyalty::Bench qw(redis_cpu);
 use Loyalty::Ledger qw(shard);
 use Loyalty::Shop;
 use Loyalty::Test;
@@ -112,18 +113,8 @@ sub commandstats {
     return \%stats;
 }
 
-# CPU seconds, user and system, of Redis's main thread: the one that runs
-# the commands (the process's total counts its background threads too)
-sub redis_cpu {
-    my $cpu = 0;
-
-    $cpu += $_ for $r->cmd('INFO', 'cpu')
-                   =~ /^used_cpu_(?:user|sys)_main_thread:([\d.]+)/mg;
-    return $cpu;
-}
-
 $r->cmd('CONFIG', 'RESETSTAT');
-my $redis_cpu = redis_cpu();
+my $redis_cpu = redis_cpu($r);
 my @cpu0 = times;
 $t0 = time;
 my ($rc, $log) = $t->run_worker('--once', '--batch', $BATCH,
@@ -132,7 +123,7 @@ my $took = time - $t0;
 my @cpu1 = times;
 die "worker failed: $log" if $rc != 0;
 
-$redis_cpu = redis_cpu() - $redis_cpu;
+$redis_cpu = redis_cpu($r) - $redis_cpu;
 my $stats = commandstats();
 my $worker_cpu = ($cpu1[2] + $cpu1[3]) - ($cpu0[2] + $cpu0[3]);
 

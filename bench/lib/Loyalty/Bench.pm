@@ -16,6 +16,7 @@ use Loyalty::Shop qw($TOKEN create_coupon);
 use Loyalty::Test;
 
 our @EXPORT = qw(backend_nginx bench_shop seed wrk_command wrk_run rss_kb
+                 redis_cpu
                  median);
 
 my $WRK_LUA = "$FindBin::Bin/wrk.lua";
@@ -198,6 +199,19 @@ sub rss_kb {
     }
 
     return 0;
+}
+
+# CPU seconds, user and system, of Redis's main thread: the one that runs
+# the commands and answers the clients (the process's total counts its
+# background threads too).
+sub redis_cpu {
+    my ($redis) = @_;
+
+    my $cpu = 0;
+
+    $cpu += $_ for $redis->cmd('INFO', 'cpu')
+                   =~ /^used_cpu_(?:user|sys)_main_thread:([\d.]+)/mg;
+    return $cpu;
 }
 
 sub median {
