@@ -23,8 +23,8 @@
 #define NGX_HTTP_LOYALTY_POINTS_UNVERIFIED     4
 #define NGX_HTTP_LOYALTY_POINTS_STATUS_N       5
 
-/* EVALSHA, hash, number of keys, up to 5 keys, up to 6 arguments */
-#define NGX_HTTP_LOYALTY_CALL_ARGS  14
+/* points_hold.lua: EVALSHA, hash, number of keys, 3 keys, 5 arguments */
+#define NGX_HTTP_LOYALTY_CALL_ARGS  11
 
 
 /* one script call, with everything its argv points to */
@@ -32,8 +32,8 @@ typedef struct {
     ngx_http_loyalty_redis_cmd_t  *cmd;
     const char                    *argv[NGX_HTTP_LOYALTY_CALL_ARGS];
     size_t                         argvlen[NGX_HTTP_LOYALTY_CALL_ARGS];
-    char                           keys[5][LOYALTY_KEY_MAX];
-    size_t                         keylens[5];
+    char                           keys[3][LOYALTY_KEY_MAX];
+    size_t                         keylens[3];
     u_char                         nums[4][NGX_INT64_LEN + 1];
 } ngx_http_loyalty_call_t;
 
