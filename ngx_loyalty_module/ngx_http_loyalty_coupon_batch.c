@@ -324,86 +324,75 @@ ngx_http_loyalty_coupon_batch_reply(void *data, ngx_uint_t status,
 {
     ngx_http_loyalty_batch_t  *b = data;
 
-    ngx_uint_t                   i, ok;
-    ngx_str_t                    answer, version, def;
+    ngx_uint_t                   i, each;
+    ngx_str_t                    answer, version, def, stale_def;
     redisReply                  *e;
     ngx_http_loyalty_batches_t  *bs = &ngx_http_loyalty_batches;
 
     ngx_str_null(&answer);
     ngx_str_null(&version);
-    ngx_str_null(&def);
+    ngx_str_null(&stale_def);
 
-    if (status == NGX_HTTP_LOYALTY_REDIS_OK
-        && reply->type == REDIS_REPLY_ARRAY
-        && reply->elements == 1
-        && reply->element[0]->type == REDIS_REPLY_STRING
-        && reply->element[0]->len == sizeof("not_found") - 1
-        && ngx_strncmp(reply->element[0]->str, "not_found",
-                       sizeof("not_found") - 1) == 0)
+    /* one answer for every checkout, or one each after the head */
+    each = 0;
+
+    if (status != NGX_HTTP_LOYALTY_REDIS_OK) {
+        /* no reply: a timeout, or the connection went away */
+
+    } else if (reply->type == REDIS_REPLY_ARRAY
+               && reply->elements == 1
+               && reply->element[0]->type == REDIS_REPLY_STRING
+               && reply->element[0]->len == sizeof("not_found") - 1
+               && ngx_strncmp(reply->element[0]->str, "not_found",
+                              sizeof("not_found") - 1) == 0)
     {
         ngx_str_set(&answer, "not_found");
 
-        for (i = 0; i < b->n; i++) {
-            ngx_http_loyalty_coupon_batch_answer(b, i, status, &answer,
-                                                 &version, &def);
+    } else {
+        each = (reply->type == REDIS_REPLY_ARRAY
+                && reply->elements == 3 + b->n);
+
+        for (i = 0; each && i < 3 + b->n; i++) {
+            each = (reply->element[i]->type == REDIS_REPLY_STRING);
         }
 
-        goto done;
-    }
+        if (!each) {
+            if (reply->type != REDIS_REPLY_ERROR) {
+                /* an error reply is logged by the connection */
+                ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                              "loyalty: coupon_reserve answered %ui "
+                              "checkouts of coupon \"%V\" with a malformed "
+                              "reply", b->n, &b->code);
+            }
 
-    ok = (status == NGX_HTTP_LOYALTY_REDIS_OK
-          && reply->type == REDIS_REPLY_ARRAY
-          && reply->elements == 3 + b->n);
-
-    for (i = 0; ok && i < 3 + b->n; i++) {
-        ok = (reply->element[i]->type == REDIS_REPLY_STRING);
-    }
-
-    if (!ok) {
-        if (status == NGX_HTTP_LOYALTY_REDIS_OK
-            && reply->type != REDIS_REPLY_ERROR)
-        {
-            /* an error reply is logged by the connection */
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "loyalty: coupon_reserve answered %ui checkouts "
-                          "of coupon \"%V\" with a malformed reply",
-                          b->n, &b->code);
-        }
-
-        if (status == NGX_HTTP_LOYALTY_REDIS_OK) {
             status = NGX_HTTP_LOYALTY_REDIS_FAILED;
-        }
-
-        for (i = 0; i < b->n; i++) {
-            ngx_http_loyalty_coupon_batch_answer(b, i, status, &answer,
-                                                 &version, &def);
-        }
-
-        goto done;
-    }
-
-    version.data = (u_char *) reply->element[1]->str;
-    version.len = reply->element[1]->len;
-
-    for (i = 0; i < b->n; i++) {
-        e = reply->element[3 + i];
-
-        answer.data = (u_char *) e->str;
-        answer.len = e->len;
-
-        if (answer.len == 5 && ngx_strncmp(answer.data, "stale", 5) == 0) {
-            def.data = (u_char *) reply->element[2]->str;
-            def.len = reply->element[2]->len;
 
         } else {
-            ngx_str_null(&def);
+            version.data = (u_char *) reply->element[1]->str;
+            version.len = reply->element[1]->len;
+            stale_def.data = (u_char *) reply->element[2]->str;
+            stale_def.len = reply->element[2]->len;
+        }
+    }
+
+    for (i = 0; i < b->n; i++) {
+        ngx_str_null(&def);
+
+        if (each) {
+            e = reply->element[3 + i];
+
+            answer.data = (u_char *) e->str;
+            answer.len = e->len;
+
+            if (answer.len == 5 && ngx_strncmp(answer.data, "stale", 5) == 0)
+            {
+                def = stale_def;
+            }
         }
 
         ngx_http_loyalty_coupon_batch_answer(b, i, status, &answer, &version,
                                              &def);
     }
-
-done:
 
     ngx_queue_insert_head(&bs->free, &b->queue);
 }
