@@ -337,6 +337,29 @@ subtest 'a mixed cart earns the base rate times the best multiplier and '
               'one points_earned event');
 };
 
+subtest 'a customer due earlier already is moved a whole second earlier '
+        . 'by each order, so the worker sees the entry changed' => sub {
+    fresh();
+
+    my $key = 'loyalty:{due:' . shard('due-1') . '}';
+    my @visits;
+
+    for my $n (1 .. 3) {
+        my $res = confirm($t, order("o-due$n"), customer => 'due-1');
+        is(verdict($res)->{order}, 'recorded', "order $n recorded")
+            or diag($res->{body});
+        push @visits, $t->redis->cmd('ZSCORE', $key, 'due-1');
+    }
+
+    my $first = (split /\|/, account('due-1')->{'o:o-due1'})[2];
+
+    is_deeply(\@visits, [ $first, $first - 1, $first - 2 ],
+              'the first order sets the visit; the next two, due no '
+              . 'earlier, each move it one second earlier')
+        or diag("visits @visits, first order due $first");
+    ok(!grep({ !/^\d+$/ } @visits), 'every score a whole number of seconds');
+};
+
 subtest 'a gold customer earns 1.5 times the base points, rounded down'
 => sub {
     fresh();
@@ -635,7 +658,7 @@ subtest 'the same order id with other content is a conflict: logged, '
         sleep 0.2;    # what a wrong write or event would have had time for
 
         # but the worker's schedule: any confirmation nudges the customer's
-        # visit a millisecond earlier (see due_add.lua), which is harmless
+        # visit a second earlier (see due_add.lua), which is harmless
         my $after = dump_redis();
         delete @$_{ grep { /^loyalty:\{due:/ } keys %$_ } for $before, $after;
 

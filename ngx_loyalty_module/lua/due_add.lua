@@ -17,9 +17,11 @@ local score = redis.call('ZSCORE', key, customer)
 if not score or tonumber(ARGV[2]) < tonumber(score) then
     redis.call('ZADD', key, ARGV[2], customer)
 else
-    -- already due earlier: a millisecond earlier still, to be seen changed
-    -- (Redis subtracts: no number formatted here)
-    redis.call('ZINCRBY', key, '-0.001', customer)
+    -- already due earlier: a second earlier still, to be seen changed.
+    -- Whole seconds keep every score an integer, which a small schedule
+    -- (a listpack) stores and compares as a number: a fraction there is a
+    -- string, parsed again at each entry a change walks past.
+    redis.call('ZINCRBY', key, '-1', customer)
 end
 
 return 1
