@@ -15,6 +15,7 @@ use warnings;
 
 use Exporter 'import';
 use Cwd qw(abs_path);
+use File::Spec;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
 use IO::Select;
@@ -164,13 +165,91 @@ sub tail_file {
     return $text;
 }
 
+# A free loopback port for a server of the tests.  Not one the kernel
+# hands out (its ephemeral range, ip_local_port_range): while a server
+# restarts, such a port is free to become the local port of any outgoing
+# connection, of this test or another, and the server cannot bind it
+# again.  Below that range only a bind takes a port; a lock directory per
+# port keeps two test processes (prove -j2) from picking the same one, and
+# goes when the process that made it ends.
+my $PORT_LOCKS = File::Spec->tmpdir . '/loyalty-test-ports';
+my $PORT_OWNER = $$;
+my @PORTS_HELD;
+
 sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 1, ReuseAddr => 1)
-        or die "no free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    my $first = 32768;
+
+    if (open my $fh, '<', '/proc/sys/net/ipv4/ip_local_port_range') {
+        ($first) = (<$fh> // '') =~ /^\s*(\d+)/ or $first = 32768;
+    }
+
+    my ($low, $high) = (20000, $first - 1);
+
+    die "no free port: the ephemeral range starts at $first\n"
+        if $high - $low < 1000;
+
+    if (mkdir $PORT_LOCKS) {
+        chmod 01777, $PORT_LOCKS;
+    }
+
+    for (1 .. 500) {
+        my $port = $low + int rand($high - $low + 1);
+
+        port_lock($port) or next;
+
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => $port, Listen => 1,
+                                      ReuseAddr => 1);
+        if (!$s) {
+            port_unlock($port);
+            next;
+        }
+
+        close $s;
+        push @PORTS_HELD, $port;
+
+        return $port;
+    }
+
+    die "no free port in $low-$high after 500 tries\n";
+}
+
+# Takes a port's lock: 1, or 0 when a live process holds it.  A process
+# killed before its END leaves its locks: those are taken over.
+sub port_lock {
+    my ($port) = @_;
+
+    my $lock = "$PORT_LOCKS/$port";
+
+    if (!mkdir $lock) {
+        my $pid = do { open my $fh, '<', "$lock/pid"; $fh ? <$fh> : undef };
+
+        return 0 unless defined $pid && $pid =~ /^(\d+)$/
+                        && !kill(0, $1) && $!{ESRCH};
+
+        port_unlock($port);
+        mkdir $lock or return 0;
+    }
+
+    open my $fh, '>', "$lock/pid" or return 1;
+    print $fh $$;
+    close $fh;
+
+    return 1;
+}
+
+sub port_unlock {
+    my ($port) = @_;
+
+    unlink "$PORT_LOCKS/$port/pid";
+    rmdir "$PORT_LOCKS/$port";
+}
+
+END {
+    # not in a child forked by a test: the ports are its parent's
+    if ($$ == $PORT_OWNER) {
+        port_unlock($_) for @PORTS_HELD;
+    }
 }
 
 # --- redis -------------------------------------------------------------------
