@@ -167,5 +167,17 @@ printf "  the same, credited (records kept, one lot): %.0f B, %.0f B of it "
 printf "  an enrolled customer without orders: %d B\n", $bare;
 printf "  used_memory before the drain: %.1f MB\n", $used_before / 1e6;
 
+print "\n";
+printf "bench worker accruals=%d customers=%d batch=%d seconds=%.3f "
+       . "credits_per_second=%.0f redis_us_per_customer=%.1f "
+       . "worker_us_per_customer=%.1f sample=%d sample_credited=%d\n",
+       $per * $CUSTOMERS, $CUSTOMERS, $BATCH, $took,
+       $per * $CUSTOMERS / $took, 1e6 * $redis_cpu / $CUSTOMERS,
+       1e6 * $worker_cpu / $CUSTOMERS, $CUSTOMERS < 1000 ? $CUSTOMERS : 1000,
+       $credited;
+printf "bench memory pending_account_bytes=%.0f per_accrual_bytes=%.0f "
+       . "credited_account_bytes=%.0f enrolled_bytes=%d\n",
+       $pending_bytes, $pending_bytes / $per, $credited_bytes, $bare;
+
 $t->stop;
 done_testing;
