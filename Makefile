@@ -1,7 +1,8 @@
 # ngx_loyalty_module: build, test and run on Debian 12 with the stock nginx.
 #
 #   make            build the module (.so) and the worker
-#   make test       unit tests of the core, then the end-to-end suite (prove)
+#   make test       unit tests of the core, the end-to-end suite (prove),
+#                   then the bench scripts at a tiny size
 #   make run        redis-server + nginx + worker on loopback, Ctrl-C stops all
 #   make test SANITIZE=1   the same suite with the module built under ASan/UBSan
 #   make valgrind   the same suite with nginx and the worker under memcheck
@@ -125,10 +126,14 @@ unit: $(UNIT_BINS)
 
 # --- tests and the demo ------------------------------------------------------
 
-# The concurrency tests open about a thousand sockets at once.
+# The concurrency tests open about a thousand sockets at once.  Then the
+# bench scripts at a tiny size (t/bench/), alone: they load both cores.
 test: all unit
 	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	LOYALTY_BUILD=$(BUILD) LOYALTY_SANITIZE=$(SANITIZE) prove -j2 t/
+	@sh tools/deps.sh wrk $(if $(SANITIZE),,valgrind)
+	ulimit -n 8192 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	LOYALTY_BUILD=$(BUILD) LOYALTY_SANITIZE=$(SANITIZE) prove t/bench/
 
 # Slower: one file at a time; memcheck's findings are judged per file
 # (check_valgrind in t/lib/Loyalty/Test.pm).
