@@ -222,7 +222,10 @@ sub port_lock {
     my $lock = "$PORT_LOCKS/$port";
 
     if (!mkdir $lock) {
-        my $pid = do { open my $fh, '<', "$lock/pid"; $fh ? <$fh> : undef };
+        my $pid;
+        if (open my $fh, '<', "$lock/pid") {
+            $pid = <$fh>;
+        }
 
         return 0 unless defined $pid && $pid =~ /^(\d+)$/
                         && !kill(0, $1) && $!{ESRCH};
