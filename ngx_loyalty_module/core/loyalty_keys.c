@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "loyalty_keys.h"
+#include "loyalty_str.h"
 #include "loyalty_time.h"
 
 
@@ -76,24 +77,21 @@ loyalty_key_due(char *buf, const char *customer, size_t len,
 size_t
 loyalty_key_shard(char *buf, unsigned shard, const char *suffix)
 {
-    int  n;
+    char  n[LOYALTY_INT_TEXT_MAX];
 
-    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{due:%u}%s",
-                 shard, suffix);
-
-    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+    return loyalty_key(buf, "due", n, loyalty_str_int(n, shard), suffix);
 }
 
+
+/* once per confirmation: copied as loyalty_key copies, not formatted */
 
 size_t
 loyalty_key_order(char *buf, const char *order, size_t len)
 {
-    int  n;
+    char  n[LOYALTY_INT_TEXT_MAX];
 
-    n = snprintf(buf, LOYALTY_KEY_MAX, LOYALTY_KEY_PREFIX "{orders:%u}",
-                 loyalty_shard(order, len));
-
-    return n < LOYALTY_KEY_MAX ? (size_t) n : LOYALTY_KEY_MAX - 1;
+    return loyalty_key(buf, "orders", n,
+                       loyalty_str_int(n, loyalty_shard(order, len)), "");
 }
 
 

@@ -76,8 +76,19 @@ the_shards_and_orders_keep_their_names(void **state)
     loyalty_key_shard(buf, 7, ":lease");
     assert_string_equal(buf, "loyalty:{due:7}:lease");
 
+    loyalty_key_shard(buf, 15, "");
+    assert_string_equal(buf, "loyalty:{due:15}");
+
     loyalty_key_due(buf, "42", 2, "");
     assert_memory_equal(buf, "loyalty:{due:", 13);
+
+    /* FNV-1a of the order id, modulo 16: stable across versions */
+    assert_int_equal(loyalty_key_order(buf, "o-9", 3), 18);
+    assert_string_equal(buf, "loyalty:{orders:0}");
+    assert_int_equal(loyalty_key_order(buf, "o-3", 3), 19);
+    assert_string_equal(buf, "loyalty:{orders:14}");
+    loyalty_key_order(buf, "o-2x", 3);
+    assert_string_equal(buf, "loyalty:{orders:1}");
 }
 
 
