@@ -533,15 +533,27 @@ ngx_http_loyalty_redis_resp_num(u_char *p, u_char type, size_t n)
 {
     u_char   digits[NGX_SIZE_T_LEN], *d;
 
-    d = digits + NGX_SIZE_T_LEN;
-
-    do {
-        *--d = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-
     *p++ = type;
-    p = ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
+
+    /* nearly every count and length is under 100: no loop, no copy */
+    if (n < 10) {
+        *p++ = (u_char) ('0' + n);
+
+    } else if (n < 100) {
+        *p++ = (u_char) ('0' + n / 10);
+        *p++ = (u_char) ('0' + n % 10);
+
+    } else {
+        d = digits + NGX_SIZE_T_LEN;
+
+        do {
+            *--d = (u_char) ('0' + n % 10);
+            n /= 10;
+        } while (n);
+
+        p = ngx_cpymem(p, d, digits + NGX_SIZE_T_LEN - d);
+    }
+
     *p++ = CR;
     *p++ = LF;
 
