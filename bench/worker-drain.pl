@@ -25,6 +25,9 @@ my $BATCH     = $ENV{BATCH} // 1000;
 my $LISTPACK  = $ENV{LISTPACK};     # hash-max-listpack-value to try
 my $DAY       = 86400;
 
+# accounts read for the memory figures and the check that all were credited
+my $SAMPLE    = $CUSTOMERS < 1000 ? $CUSTOMERS : 1000;
+
 my $t = shop(http => <<'HTTP', confirm => '');
     loyalty_earn 10 per 1.00;
     loyalty_return_window 30d;
@@ -83,17 +86,16 @@ system("redis-cli -p " . $t->redis_port . " --pipe < $file > /dev/null") == 0
     or die "redis-cli --pipe failed";
 my $seeded = time - $t0;
 
-# memory, over a sample of 1000 accounts: the hash and its ledger, and
-# the ledger alone
+# memory, over the sample: the hash and its ledger, and the ledger alone
 sub bytes_per_account {
     my ($hash, $log) = (0, 0);
-    for my $c (1 .. 1000) {
+    for my $c (1 .. $SAMPLE) {
         $hash += $r->cmd('MEMORY', 'USAGE', "loyalty:{customer:c$c}",
                          'SAMPLES', 0) // 0;
         $log += $r->cmd('MEMORY', 'USAGE', "loyalty:{customer:c$c}:log",
                         'SAMPLES', 0) // 0;
     }
-    return (($hash + $log) / 1000, $log / 1000);
+    return (($hash + $log) / $SAMPLE, $log / $SAMPLE);
 }
 
 my ($pending_bytes, $pending_log) = bytes_per_account();
@@ -128,7 +130,7 @@ my $stats = commandstats();
 my $worker_cpu = ($cpu1[2] + $cpu1[3]) - ($cpu0[2] + $cpu0[3]);
 
 my $credited = 0;
-for my $c (1 .. 1000) {
+for my $c (1 .. $SAMPLE) {
     $credited++ if ($r->cmd('HGET', "loyalty:{customer:c$c}", 'a') // 0)
                    == $points * $per;
 }
@@ -157,8 +159,8 @@ for my $cmd (sort { $stats->{$b}[1] <=> $stats->{$a}[1] } keys %$stats) {
 }
 printf "  the worker's own CPU: %.2f s (%.0f%% of the drain)\n",
        $worker_cpu, 100 * $worker_cpu / $took;
-printf "  sample of 1000 accounts fully credited: %d\n", $credited;
-printf "redis memory (MEMORY USAGE, 1000 accounts):\n";
+printf "  sample of %d accounts fully credited: %d\n", $SAMPLE, $credited;
+printf "redis memory (MEMORY USAGE, %d accounts):\n", $SAMPLE;
 printf "  account with %d pending accruals: %.0f B (%.0f B per accrual), "
        . "%.0f B of it the ledger\n",
        $per, $pending_bytes, $pending_bytes / $per, $pending_log;
@@ -173,7 +175,7 @@ printf "bench worker accruals=%d customers=%d batch=%d seconds=%.3f "
        . "worker_us_per_customer=%.1f sample=%d sample_credited=%d\n",
        $per * $CUSTOMERS, $CUSTOMERS, $BATCH, $took,
        $per * $CUSTOMERS / $took, 1e6 * $redis_cpu / $CUSTOMERS,
-       1e6 * $worker_cpu / $CUSTOMERS, $CUSTOMERS < 1000 ? $CUSTOMERS : 1000,
+       1e6 * $worker_cpu / $CUSTOMERS, $SAMPLE,
        $credited;
 printf "bench memory pending_account_bytes=%.0f per_accrual_bytes=%.0f "
        . "credited_account_bytes=%.0f enrolled_bytes=%d\n",
